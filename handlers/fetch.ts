@@ -1,0 +1,12 @@
+import type { RequestContext } from '../lib/context.js';
+import { InternalError } from '../lib/errors.js';
+
+// Placeholder until the handler lands.
+export async function handleFetch(_ctx: RequestContext): Promise<void> {
+  throw new InternalError('not implemented yet');
+}
+
+// Placeholder until the handler lands.
+export async function handleFetchToStore(_ctx: RequestContext): Promise<void> {
+  throw new InternalError('not implemented yet');
+}

@@ -1,0 +1,143 @@
+/**
+ * One base error class with a stable `code` per kind and the HTTP status it maps to.
+ * `toHttpError` (the one place where any thrown value becomes an HTTP answer) lives
+ * in `lib/respond.ts`.
+ */
+export class SluiceError extends Error {
+  /** Stable, machine-readable identifier, SCREAMING_SNAKE (`PART_HEADER_TOO_LARGE`). */
+  readonly code: string;
+  /** HTTP status this kind of error maps to. */
+  readonly status: number;
+  /** Extra response headers (`Allow`, `Retry-After`, `WWW-Authenticate`, ...). */
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(
+    code: string,
+    message: string,
+    status: number,
+    options?: { cause?: unknown; headers?: Record<string, string> },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+    this.headers = options?.headers ?? {};
+  }
+}
+
+/** 400: the client sent something we cannot parse (bad multipart framing, bad header, bad JSON). */
+export class MalformedRequestError extends SluiceError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, 400, options);
+  }
+}
+
+/** 413: a size or count limit was exceeded. */
+export class LimitExceededError extends SluiceError {
+  /** The limit that was hit, in its own unit (bytes or a count). */
+  readonly limit: number;
+  constructor(code: string, message: string, limit: number) {
+    super(code, message, 413);
+    this.limit = limit;
+  }
+}
+
+/** 404 */
+export class NotFoundError extends SluiceError {
+  constructor(message = 'Not found', code = 'NOT_FOUND') {
+    super(code, message, 404);
+  }
+}
+
+/** 405, with the `Allow` header listing what the route accepts. */
+export class MethodNotAllowedError extends SluiceError {
+  constructor(allowed: readonly string[]) {
+    super('METHOD_NOT_ALLOWED', `Method not allowed; use ${allowed.join(', ')}`, 405, {
+      headers: { allow: allowed.join(', ') },
+    });
+  }
+}
+
+/** 401, with `WWW-Authenticate: Bearer`. */
+export class UnauthorizedError extends SluiceError {
+  constructor(message = 'A valid bearer token is required') {
+    super('UNAUTHORIZED', message, 401, { headers: { 'www-authenticate': 'Bearer realm="sluice"' } });
+  }
+}
+
+/** 403: refused by policy (the SSRF guard). */
+export class ForbiddenError extends SluiceError {
+  constructor(code: string, message: string) {
+    super(code, message, 403);
+  }
+}
+
+/** 408: the client stopped sending the body. */
+export class RequestTimeoutError extends SluiceError {
+  constructor(message: string) {
+    super('IDLE_TIMEOUT', message, 408);
+  }
+}
+
+/** 415: a content type a route does not take. */
+export class UnsupportedMediaTypeError extends SluiceError {
+  constructor(message: string) {
+    super('UNSUPPORTED_MEDIA_TYPE', message, 415);
+  }
+}
+
+/** 416: a `Range` that the stored file cannot satisfy. */
+export class RangeNotSatisfiableError extends SluiceError {
+  constructor(size: number) {
+    super('RANGE_NOT_SATISFIABLE', 'Requested range not satisfiable', 416, {
+      headers: { 'content-range': `bytes */${size}` },
+    });
+  }
+}
+
+/** 502: an upstream (origin, proxy destination, object store) failed or answered badly. */
+export class BadGatewayError extends SluiceError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, 502, options);
+  }
+}
+
+/** 503: not available now (not configured, too many uploads, shutting down, throttled). */
+export class ServiceUnavailableError extends SluiceError {
+  constructor(code: string, message: string, retryAfterSeconds?: number) {
+    super(
+      code,
+      message,
+      503,
+      retryAfterSeconds === undefined ? undefined : { headers: { 'retry-after': String(retryAfterSeconds) } },
+    );
+  }
+}
+
+/** 504: an upstream did not answer in time. */
+export class GatewayTimeoutError extends SluiceError {
+  constructor(code: string, message: string) {
+    super(code, message, 504);
+  }
+}
+
+/** 507: the disk (or the store) is full. */
+export class InsufficientStorageError extends SluiceError {
+  constructor(message = 'Not enough space left to store the file', options?: { cause?: unknown }) {
+    super('INSUFFICIENT_STORAGE', message, 507, options);
+  }
+}
+
+/** 500: our own bug or an unexpected system failure. Its message is never sent to the client. */
+export class InternalError extends SluiceError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INTERNAL', message, 500, options);
+  }
+}
+
+/** The client went away (aborted, reset). Nobody is left to answer; logged as 499 like nginx. */
+export class ClientAbortedError extends SluiceError {
+  constructor(message = 'The client closed the connection before the request completed') {
+    super('CLIENT_ABORTED', message, 499);
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * What the request lifecycle reports. The Prometheus registry behind it renders
+ * `GET /metrics`; see `renderMetrics`.
+ */
+export interface RequestObservation {
+  readonly route: string;
+  readonly method: string;
+  readonly status: number;
+  readonly durationSeconds: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+}
+
+export interface Metrics {
+  observeRequest(observation: RequestObservation): void;
+  uploadStarted(): void;
+  uploadFinished(outcome: 'ok' | 'aborted'): void;
+  filesStored(count: number): void;
+  /** Prometheus text exposition format 0.0.4. */
+  render(): Promise<string>;
+}

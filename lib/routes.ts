@@ -1,0 +1,53 @@
+import type { Handler } from './context.js';
+import { handleHealth } from '../handlers/health.js';
+import { handleMetrics } from '../handlers/metrics.js';
+import { handleUpload } from '../handlers/upload.js';
+import { handleDeleteFile, handleGetFile, handleListFiles } from '../handlers/files.js';
+import { handleFetch, handleFetchToStore } from '../handlers/fetch.js';
+import { handleProxy } from '../handlers/proxy.js';
+
+export interface Route {
+  /** Low-cardinality name for logs and metrics (`files`, not `/files/abc...`). */
+  readonly name: string;
+  readonly auth: boolean;
+  /** Counts against MAX_CONCURRENT_UPLOADS and is refused while shutting down. */
+  readonly upload: boolean;
+  /** Its body is checked against MAX_FILE_BYTES and free space before it is read. */
+  readonly storesBody: boolean;
+}
+
+interface RouteEntry extends Route {
+  readonly match: (path: string) => boolean;
+  readonly methods: Readonly<Record<string, Handler>>;
+}
+
+const plain = { auth: true, upload: false, storesBody: false } as const;
+
+/** The whole API. `/files/:id` ids are validated by the store (malformed ids are unknown ids). */
+const ROUTES: readonly RouteEntry[] = [
+  { name: 'healthz', ...plain, auth: false, match: (p) => p === '/healthz', methods: { GET: handleHealth, HEAD: handleHealth } },
+  { name: 'metrics', ...plain, match: (p) => p === '/metrics', methods: { GET: handleMetrics } },
+  { name: 'upload', ...plain, upload: true, storesBody: true, match: (p) => p === '/upload', methods: { POST: handleUpload, PUT: handleUpload } },
+  { name: 'files', ...plain, match: (p) => p === '/files' || p === '/files/', methods: { GET: handleListFiles } },
+  {
+    name: 'file',
+    ...plain,
+    match: (p) => p.startsWith('/files/') && p.length > '/files/'.length,
+    methods: { GET: handleGetFile, HEAD: handleGetFile, DELETE: handleDeleteFile },
+  },
+  { name: 'fetch', ...plain, match: (p) => p === '/fetch', methods: { GET: handleFetch, POST: handleFetchToStore } },
+  { name: 'proxy', ...plain, upload: true, match: (p) => p === '/proxy', methods: { POST: handleProxy } },
+];
+
+export type RouteMatch =
+  | { readonly kind: 'ok'; readonly route: Route; readonly handler: Handler }
+  | { readonly kind: 'method'; readonly route: Route; readonly allowed: readonly string[] }
+  | { readonly kind: 'not-found'; readonly route: null };
+
+export function routeRequest(method: string, path: string): RouteMatch {
+  const entry = ROUTES.find((r) => r.match(path));
+  if (entry === undefined) return { kind: 'not-found', route: null };
+  const handler = Object.hasOwn(entry.methods, method) ? entry.methods[method] : undefined;
+  if (handler === undefined) return { kind: 'method', route: entry, allowed: Object.keys(entry.methods) };
+  return { kind: 'ok', route: entry, handler };
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+/**
+ * sluice entry point: read the configuration, open the store, serve, shut down gracefully.
+ * Everything about requests lives in lib/app.ts and handlers/.
+ */
+import { ConfigError, describeConfig, helpText, loadConfig, type Config } from './lib/config.js';
+import { createApp } from './lib/app.js';
+import { createLogger } from './lib/log.js';
+import { createMetrics } from './lib/prometheus.js';
+import { createStore } from './storage/create-store.js';
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    const parsed = loadConfig(process.argv.slice(2), process.env);
+    if (parsed.help) {
+      process.stdout.write(`${helpText()}\n`);
+      return;
+    }
+    config = parsed.config;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`sluice: invalid configuration: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+
+  const log = createLogger(config.logLevel);
+  const store = await createStore(config);
+  await store.open();
+  const app = createApp({ config, store, log, metrics: createMetrics() });
+
+  await new Promise<void>((resolve, reject) => {
+    app.server.once('error', reject);
+    app.server.listen(config.port, config.host, () => resolve());
+  });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  log.info('listening', { url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`, pid: process.pid, config: describeConfig(config) });
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log.warn('second signal, exiting now', { signal });
+      process.exit(1);
+    }
+    stopping = true;
+    log.info('shutting down', { signal, graceMs: config.shutdownGraceMs });
+    void app
+      .shutdown(config.shutdownGraceMs)
+      .then(async ({ aborted }) => {
+        await store.close();
+        log.info('stopped', { aborted });
+        process.exit(0);
+      })
+      .catch((err: unknown) => {
+        log.error('shutdown failed', { err });
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`sluice: cannot start: ${message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,251 @@
+import { createHash, type Hash } from 'node:crypto';
+import { close, fdatasync, open, write, writev } from 'node:fs';
+import { mkdir, open as openFile, readdir, readFile, rename, statfs, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Writable, type Readable } from 'node:stream';
+import { LimitExceededError, NotFoundError } from '../lib/errors.js';
+import { isFileId, newFileId } from './file-id.js';
+import { parseRecord } from './record.js';
+import type { ByteRange, FileRecord, FileWriter, NewFileMeta, Store, WriterOptions } from './store.js';
+
+/** Temporary names start with a dot and end in `.partial`: never listed, swept at start-up. */
+const PARTIAL_SUFFIX = '.partial';
+
+/**
+ * Files in one local directory: `<id>` holds the bytes, `<id>.json` the record. A file is
+ * written to `.<id>.partial`, then renamed into place; the record is renamed in last, so a file
+ * exists exactly when its record does.
+ */
+export class LocalStore implements Store {
+  readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  async open(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    // Sweep what a crash left: partial files, and bytes whose record never made it.
+    const names = await readdir(this.dir);
+    const records = new Set(names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)));
+    for (const name of names) {
+      const leftover = (name.startsWith('.') && name.endsWith(PARTIAL_SUFFIX)) || (isFileId(name) && !records.has(name));
+      if (leftover) await unlink(join(this.dir, name)).catch(() => {});
+    }
+  }
+
+  createWriter(meta: NewFileMeta, options: WriterOptions = {}): FileWriter {
+    return new LocalFileWriter(this.dir, meta, options.maxBytes ?? Infinity);
+  }
+
+  async stat(id: string): Promise<FileRecord | null> {
+    if (!isFileId(id)) return null;
+    let text: string;
+    try {
+      text = await readFile(join(this.dir, `${id}.json`), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    return parseRecord(text, id);
+  }
+
+  async read(id: string, range?: ByteRange): Promise<Readable> {
+    if (!isFileId(id)) throw new NotFoundError(`No file ${id}`);
+    let handle;
+    try {
+      handle = await openFile(join(this.dir, id), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`No file ${id}`);
+      throw err;
+    }
+    // An open descriptor keeps reading the bytes even if the file is deleted meanwhile.
+    return handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: 64 * 1024 });
+  }
+
+  async delete(id: string): Promise<boolean> {
+    if (!isFileId(id)) return false;
+    // Record first: from then on the file is gone for readers, whatever happens to the bytes.
+    const existed = await unlinkIfPresent(join(this.dir, `${id}.json`));
+    await unlinkIfPresent(join(this.dir, id));
+    return existed;
+  }
+
+  async list(): Promise<FileRecord[]> {
+    const names = (await readdir(this.dir)).filter((n) => n.endsWith('.json') && isFileId(n.slice(0, -5)));
+    const records: FileRecord[] = [];
+    for (const name of names) {
+      const record = await this.stat(name.slice(0, -5));
+      if (record !== null) records.push(record);
+    }
+    return records.sort((a, b) => (a.created < b.created ? -1 : a.created > b.created ? 1 : a.id < b.id ? -1 : 1));
+  }
+
+  async freeBytes(): Promise<number> {
+    const s = await statfs(this.dir);
+    return s.bavail * s.bsize;
+  }
+
+  async close(): Promise<void> {}
+}
+
+async function unlinkIfPresent(path: string): Promise<boolean> {
+  try {
+    await unlink(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+type WriterState = 'writing' | 'finished' | 'committed' | 'aborted';
+
+class LocalFileWriter extends Writable implements FileWriter {
+  readonly id = newFileId();
+  bytesWritten = 0;
+  sha256: string | null = null;
+  private readonly dir: string;
+  private readonly meta: NewFileMeta;
+  private readonly maxBytes: number;
+  private readonly hash: Hash = createHash('sha256');
+  private fd: number | null = null;
+  private state: WriterState = 'writing';
+  private abortion: Promise<void> | null = null;
+
+  constructor(dir: string, meta: NewFileMeta, maxBytes: number) {
+    super({ highWaterMark: 64 * 1024 });
+    this.dir = dir;
+    this.meta = meta;
+    this.maxBytes = maxBytes;
+  }
+
+  private get partialPath(): string {
+    return join(this.dir, `.${this.id}${PARTIAL_SUFFIX}`);
+  }
+
+  override _construct(callback: (err?: Error | null) => void): void {
+    // 'wx': never follow or reuse anything already at that name.
+    open(this.partialPath, 'wx', 0o644, (err, fd) => {
+      if (err) return callback(err);
+      this.fd = fd;
+      callback();
+    });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    if (!this.admit(chunk.length, callback)) return;
+    this.hash.update(chunk);
+    writeAll(this.fd as number, chunk, callback);
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (err?: Error | null) => void): void {
+    let total = 0;
+    for (const c of chunks) total += c.chunk.length;
+    if (!this.admit(total, callback)) return;
+    const buffers = chunks.map((c) => c.chunk);
+    for (const b of buffers) this.hash.update(b);
+    writevAll(this.fd as number, buffers, callback);
+  }
+
+  private admit(length: number, callback: (err?: Error | null) => void): boolean {
+    if (this.bytesWritten + length > this.maxBytes) {
+      callback(new LimitExceededError('FILE_TOO_LARGE', `File is larger than the limit of ${this.maxBytes} bytes`, this.maxBytes));
+      return false;
+    }
+    this.bytesWritten += length;
+    return true;
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    const fd = this.fd as number;
+    // Durable before it can become visible: a crash must never leave a renamed, half-written file.
+    fdatasync(fd, (syncErr) => {
+      this.fd = null;
+      close(fd, (closeErr) => {
+        const err = syncErr ?? closeErr;
+        if (err) return callback(err);
+        this.sha256 = this.hash.digest('hex');
+        this.state = 'finished';
+        callback();
+      });
+    });
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    const fd = this.fd;
+    this.fd = null;
+    const done = (): void => {
+      // Destroyed before finishing (an error, an abort upstream): the partial bytes go.
+      if (this.state === 'writing') void this.abort();
+      callback(err);
+    };
+    if (fd === null) done();
+    else close(fd, () => done());
+  }
+
+  async commit(): Promise<FileRecord> {
+    if (this.state !== 'finished') throw new Error(`commit() in state ${this.state}`);
+    const record: FileRecord = {
+      id: this.id,
+      field: this.meta.field,
+      filename: this.meta.filename,
+      contentType: this.meta.contentType,
+      size: this.bytesWritten,
+      sha256: this.sha256 as string,
+      created: new Date().toISOString(),
+    };
+    const recordPath = join(this.dir, `${this.id}.json`);
+    const partialRecord = join(this.dir, `.${this.id}.json${PARTIAL_SUFFIX}`);
+    try {
+      await writeFile(partialRecord, `${JSON.stringify(record)}\n`, { flag: 'wx', mode: 0o644 });
+      await rename(this.partialPath, join(this.dir, this.id));
+      await rename(partialRecord, recordPath);
+      this.state = 'committed';
+    } catch (err) {
+      await this.abort();
+      throw err;
+    }
+    return record;
+  }
+
+  abort(): Promise<void> {
+    if (this.abortion === null) {
+      this.state = 'aborted';
+      if (!this.destroyed) this.destroy();
+      const paths = [
+        join(this.dir, `${this.id}.json`),
+        join(this.dir, `.${this.id}.json${PARTIAL_SUFFIX}`),
+        join(this.dir, this.id),
+        this.partialPath,
+      ];
+      // Wait for the descriptor to close (destroy is async) so nothing is left open either.
+      const closed = this.closed ? Promise.resolve() : new Promise<void>((r) => this.once('close', () => r()));
+      this.abortion = closed.then(async () => {
+        for (const p of paths) await unlinkIfPresent(p).catch(() => false);
+      });
+    }
+    return this.abortion;
+  }
+}
+
+function writeAll(fd: number, buffer: Buffer, callback: (err?: Error | null) => void): void {
+  write(fd, buffer, 0, buffer.length, null, (err, written) => {
+    if (err) return callback(err);
+    if (written < buffer.length) return writeAll(fd, buffer.subarray(written), callback);
+    callback();
+  });
+}
+
+function writevAll(fd: number, buffers: Buffer[], callback: (err?: Error | null) => void): void {
+  writev(fd, buffers, null, (err, written) => {
+    if (err) return callback(err);
+    let left = written;
+    let i = 0;
+    while (i < buffers.length && left >= (buffers[i] as Buffer).length) left -= (buffers[i++] as Buffer).length;
+    if (i === buffers.length) return callback();
+    const rest = buffers.slice(i);
+    rest[0] = (rest[0] as Buffer).subarray(left);
+    writevAll(fd, rest, callback);
+  });
+}

@@ -1,0 +1,33 @@
+import { InternalError } from '../lib/errors.js';
+import type { FileRecord } from './store.js';
+
+/** Reads a stored record back, checking its shape: a damaged sidecar is our failure, not the client's. */
+export function parseRecord(text: string, id: string): FileRecord {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new InternalError(`Record of ${id} is not JSON`, { cause: err });
+  }
+  const r = value as Record<string, unknown>;
+  const ok =
+    typeof value === 'object' &&
+    value !== null &&
+    r.id === id &&
+    (r.field === null || typeof r.field === 'string') &&
+    (r.filename === null || typeof r.filename === 'string') &&
+    typeof r.contentType === 'string' &&
+    typeof r.size === 'number' &&
+    typeof r.sha256 === 'string' &&
+    typeof r.created === 'string';
+  if (!ok) throw new InternalError(`Record of ${id} is malformed`);
+  return {
+    id,
+    field: r.field as string | null,
+    filename: r.filename as string | null,
+    contentType: r.contentType as string,
+    size: r.size as number,
+    sha256: r.sha256 as string,
+    created: r.created as string,
+  };
+}
