@@ -1,0 +1,129 @@
+/**
+ * Parameters of structured header values (`type/subtype; a=b; c="d"`), as RFC 9110 5.6.6 and
+ * RFC 6266 define them, and RFC 8187 extended values (`filename*=UTF-8''na%C3%AFve.txt`).
+ * Works on already decoded strings; knows nothing of HTTP or multipart.
+ */
+
+/** RFC 9110 5.6.2 tchar, as a 128-entry lookup table (non-ASCII is never a token char). */
+export const TOKEN_CHAR: Uint8Array = (() => {
+  const table = new Uint8Array(128);
+  for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") table[c.charCodeAt(0)] = 1;
+  return table;
+})();
+
+export function isToken(text: string): boolean {
+  if (text === '') return false;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text.charCodeAt(i);
+    if (c >= 128 || TOKEN_CHAR[c] !== 1) return false;
+  }
+  return true;
+}
+
+export interface ParsedValue {
+  /** The part before the first `;`, trimmed, lower-cased (`form-data`, `multipart/form-data`). */
+  readonly value: string;
+  /** Parameter names lower-cased; a null-prototype record, so `__proto__` is just a name. */
+  readonly params: Readonly<Record<string, string>>;
+}
+
+/**
+ * Splits `value; name=token; name="quoted \" string"`. Returns null on a syntax error:
+ * unterminated quotes, a parameter without `=`, a name that is not a token, junk after a value.
+ * A repeated parameter keeps its last value (as werkzeug and browsers' own parsers do).
+ */
+export function parseParameterized(text: string): ParsedValue | null {
+  const semi = text.indexOf(';');
+  const head = (semi === -1 ? text : text.slice(0, semi)).trim().toLowerCase();
+  const params: Record<string, string> = Object.create(null) as Record<string, string>;
+  let i = semi === -1 ? text.length : semi;
+  const n = text.length;
+  while (i < n) {
+    // at a ';'
+    i += 1;
+    i = skipSpace(text, i);
+    if (i >= n) break; // a trailing ';' is tolerated
+    if (text[i] === ';') continue; // so is an empty parameter
+    const nameStart = i;
+    while (i < n && text[i] !== '=' && text[i] !== ';' && text[i] !== ' ' && text[i] !== '\t') i += 1;
+    const name = text.slice(nameStart, i).toLowerCase();
+    if (!isToken(name)) return null;
+    i = skipSpace(text, i);
+    if (text[i] !== '=') return null;
+    i = skipSpace(text, i + 1);
+    let value: string;
+    if (text[i] === '"') {
+      // RFC 9110 5.6.4 quoted-string: a backslash escapes the next character.
+      let out = '';
+      i += 1;
+      let closed = false;
+      while (i < n) {
+        const ch = text[i] as string;
+        if (ch === '"') {
+          closed = true;
+          i += 1;
+          break;
+        }
+        if (ch === '\\' && i + 1 < n) {
+          out += text[i + 1];
+          i += 2;
+          continue;
+        }
+        out += ch;
+        i += 1;
+      }
+      if (!closed) return null;
+      value = out;
+    } else {
+      const valueStart = i;
+      while (i < n && text[i] !== ';' && text[i] !== ' ' && text[i] !== '\t' && text[i] !== '"') i += 1;
+      value = text.slice(valueStart, i);
+      if (value === '') return null;
+    }
+    i = skipSpace(text, i);
+    if (i < n && text[i] !== ';') return null;
+    params[name] = value;
+  }
+  return { value: head, params };
+}
+
+function skipSpace(text: string, i: number): number {
+  while (i < text.length && (text[i] === ' ' || text[i] === '\t')) i += 1;
+  return i;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const latin1 = new TextDecoder('latin1');
+
+/**
+ * Decodes an RFC 8187 ext-value: `charset'[language]'pct-encoded`. UTF-8 and ISO-8859-1 are
+ * the charsets RFC 8187 3.2.1 requires; anything else, or invalid encoding, returns null so that
+ * the caller can fall back to the plain parameter.
+ */
+export function decodeExtValue(text: string): string | null {
+  const match = /^([A-Za-z0-9!#$%&+^_`{}~-]+)'[^']*'(.*)$/s.exec(text);
+  if (match === null) return null;
+  const charset = (match[1] as string).toLowerCase();
+  const encoded = match[2] as string;
+  if (!/^(?:[A-Za-z0-9!#$&+.^_`|~-]|%[0-9A-Fa-f]{2})*$/.test(encoded)) return null;
+  const bytes = Buffer.from(encoded.replace(/%([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1');
+  try {
+    if (charset === 'utf-8') return utf8.decode(bytes);
+    if (charset === 'iso-8859-1') return latin1.decode(bytes);
+  } catch {
+    return null;
+  }
+  return null;
+}
+
+/**
+ * Header bytes as text: UTF-8 when they are valid UTF-8 (what browsers send for non-ASCII
+ * names), else latin1, so that no byte is ever lost or turned into an error.
+ */
+export function decodeHeaderBytes(bytes: Buffer): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return latin1.decode(bytes);
+  }
+}

@@ -1,0 +1,250 @@
+import { Transform, type TransformCallback } from 'node:stream';
+import { LimitExceededError, MalformedRequestError } from '../lib/errors.js';
+import type { MultipartEvent } from './events.js';
+import { buildPartInfo, type PartCounts } from './part-info.js';
+import { PartHeaderParser } from './part-headers.js';
+
+export interface ParserOptions {
+  /** The boundary from the Content-Type, without the leading `--`. */
+  readonly boundary: string;
+  /** Bytes of one part's header block. 16 KiB by default, as Node's own HTTP header limit. */
+  readonly maxPartHeaderBytes?: number;
+  /** Header lines of one part. Real clients send 2 or 3. */
+  readonly maxHeaderLines?: number;
+  readonly maxParts?: number;
+  readonly maxFiles?: number;
+  readonly maxFields?: number;
+  /** Bytes of one field value. 1 MiB by default. */
+  readonly maxFieldBytes?: number;
+  readonly maxFileBytes?: number;
+}
+
+const DEFAULT_MAX_PART_HEADER_BYTES = 16 * 1024; // Node's default max HTTP header size
+const DEFAULT_MAX_HEADER_LINES = 32;
+const DEFAULT_MAX_FIELD_BYTES = 1024 * 1024;
+/** Bytes of preamble (before the first delimiter) and of epilogue (after the last) we skip. */
+const MAX_PREAMBLE_BYTES = 64 * 1024;
+const MAX_EPILOGUE_BYTES = 64 * 1024;
+/** RFC 2046 5.1.1 transport padding after a delimiter; real clients send none. */
+const MAX_PADDING_BYTES = 256;
+
+const CR = 0x0d;
+const LF = 0x0a;
+const DASH = 0x2d;
+const SP = 0x20;
+const HTAB = 0x09;
+
+const PREAMBLE = 0;
+const HEADERS = 1;
+const BODY = 2;
+const EPILOGUE = 3;
+
+/** What follows a candidate delimiter. */
+const TAIL_NEED_MORE = -1;
+const TAIL_NOT_DELIMITER = -2;
+const TAIL_CLOSE = -3;
+
+/**
+ * Incremental multipart/form-data parser (RFC 2046 5.1, RFC 7578): bytes in, MultipartEvent
+ * objects out. No HTTP in here; it works on any byte stream.
+ *
+ * The delimiter is searched with native `Buffer.indexOf` over fresh data. The only bytes held
+ * back between chunks are those that could still start a delimiter (at most the delimiter, its
+ * padding and CRLF); they are re-scanned, joined to the next chunk. Data events are slices of
+ * the input, never copies. Backpressure is that of one object-mode Transform: while the
+ * consumer is not reading, `_transform` does not run again and the source stops being read.
+ */
+export class MultipartParser extends Transform {
+  /** `\r\n--boundary`: RFC 2046 5.1.1, the delimiter includes the CRLF before it. */
+  private readonly needle: Buffer;
+  private readonly headerParser: PartHeaderParser;
+  private readonly limits: Required<Omit<ParserOptions, 'boundary'>>;
+  private state = PREAMBLE;
+  /**
+   * Undecided bytes from the end of the previous chunk, re-scanned in front of the next one.
+   * It starts as a virtual CRLF so that a body opening with `--boundary` (no preamble) matches.
+   */
+  private carry: Buffer | null = Buffer.from('\r\n');
+  private partOpen = false;
+  private partIsFile = false;
+  private partBytes = 0;
+  private skipped = 0;
+  private readonly counts: PartCounts = { parts: 0, files: 0, fields: 0 };
+
+  constructor(options: ParserOptions) {
+    super({ readableObjectMode: true, readableHighWaterMark: 16 });
+    this.needle = Buffer.from(`\r\n--${options.boundary}`, 'latin1');
+    this.limits = {
+      maxPartHeaderBytes: options.maxPartHeaderBytes ?? DEFAULT_MAX_PART_HEADER_BYTES,
+      maxHeaderLines: options.maxHeaderLines ?? DEFAULT_MAX_HEADER_LINES,
+      maxParts: options.maxParts ?? Infinity,
+      maxFiles: options.maxFiles ?? Infinity,
+      maxFields: options.maxFields ?? Infinity,
+      maxFieldBytes: options.maxFieldBytes ?? DEFAULT_MAX_FIELD_BYTES,
+      maxFileBytes: options.maxFileBytes ?? Infinity,
+    };
+    this.headerParser = new PartHeaderParser({ maxBytes: this.limits.maxPartHeaderBytes, maxLines: this.limits.maxHeaderLines });
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    try {
+      this.scan(chunk);
+    } catch (err) {
+      callback(err as Error);
+      return;
+    }
+    callback();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.state === EPILOGUE) return callback();
+    if (this.state === PREAMBLE && this.counts.parts === 0) {
+      return callback(new MalformedRequestError('MULTIPART_NO_DELIMITER', 'The body contains no multipart delimiter for the declared boundary'));
+    }
+    callback(new MalformedRequestError('MULTIPART_TRUNCATED', 'The multipart body ended before its closing delimiter'));
+  }
+
+  private scan(chunk: Buffer): void {
+    let buf = chunk;
+    if (this.carry !== null) {
+      // Rare on real data (the chunk must end inside a possible delimiter), and small: the carry
+      // is at most a delimiter plus padding, or the virtual CRLF before the first chunk.
+      buf = Buffer.concat([this.carry, chunk]);
+      this.carry = null;
+    }
+    let pos = 0;
+    const len = buf.length;
+    while (pos < len) {
+      switch (this.state) {
+        case HEADERS: {
+          const next = this.headerParser.push(buf, pos);
+          if (next === -1) return;
+          this.openPart();
+          pos = next;
+          break;
+        }
+        case BODY:
+        case PREAMBLE:
+          pos = this.scanData(buf, pos);
+          break;
+        default: // EPILOGUE: RFC 2046 5.1.1, ignored
+          this.skipped += len - pos;
+          if (this.skipped > MAX_EPILOGUE_BYTES) {
+            throw new MalformedRequestError('MULTIPART_MALFORMED', `More than ${MAX_EPILOGUE_BYTES} bytes after the closing delimiter`);
+          }
+          return;
+      }
+    }
+  }
+
+  /** Scans part data (or preamble) from `pos`; returns where to go on, `buf.length` when done. */
+  private scanData(buf: Buffer, pos: number): number {
+    const needle = this.needle;
+    const len = buf.length;
+    let from = pos;
+    for (;;) {
+      const at = buf.indexOf(needle, from);
+      if (at === -1) {
+        const keep = partialNeedleStart(buf, Math.max(from, len - needle.length + 1), needle);
+        this.emitData(buf, pos, keep === -1 ? len : keep);
+        if (keep !== -1) this.carry = buf.subarray(keep);
+        return len;
+      }
+      const after = delimiterTail(buf, at + needle.length);
+      if (after === TAIL_NOT_DELIMITER) {
+        // `\r\n--boundaryX`: data that merely looks like a delimiter (RFC 2046 5.1.1 requires
+        // the boundary to be followed by `--`, padding or CRLF).
+        from = at + 1;
+        continue;
+      }
+      this.emitData(buf, pos, at);
+      if (after === TAIL_NEED_MORE) {
+        this.carry = buf.subarray(at);
+        return len;
+      }
+      this.closePart();
+      if (after === TAIL_CLOSE) {
+        // RFC 2046 5.1.1: whatever follows the close delimiter is epilogue, ignored.
+        this.state = EPILOGUE;
+        this.skipped = len - (at + needle.length + 2);
+        return len;
+      }
+      this.counts.parts += 1;
+      if (this.counts.parts > this.limits.maxParts) {
+        throw new LimitExceededError('TOO_MANY_PARTS', `More than ${this.limits.maxParts} parts`, this.limits.maxParts);
+      }
+      this.headerParser.reset();
+      this.state = HEADERS;
+      return after;
+    }
+  }
+
+  private emitData(buf: Buffer, start: number, end: number): void {
+    if (end <= start) return;
+    if (this.state === PREAMBLE) {
+      this.skipped += end - start;
+      if (this.skipped > MAX_PREAMBLE_BYTES) {
+        throw new MalformedRequestError('MULTIPART_NO_DELIMITER', `No multipart delimiter in the first ${MAX_PREAMBLE_BYTES} bytes of the body`);
+      }
+      return;
+    }
+    this.partBytes += end - start;
+    if (this.partIsFile) {
+      if (this.partBytes > this.limits.maxFileBytes) {
+        throw new LimitExceededError('FILE_TOO_LARGE', `A file is larger than the limit of ${this.limits.maxFileBytes} bytes`, this.limits.maxFileBytes);
+      }
+    } else if (this.partBytes > this.limits.maxFieldBytes) {
+      throw new LimitExceededError('FIELD_TOO_LARGE', `A field value is larger than the limit of ${this.limits.maxFieldBytes} bytes`, this.limits.maxFieldBytes);
+    }
+    this.push({ type: 'data', data: buf.subarray(start, end) } satisfies MultipartEvent);
+  }
+
+  private openPart(): void {
+    const part = buildPartInfo(this.headerParser.result(), this.counts, this.limits);
+    this.partOpen = true;
+    this.partIsFile = part.filename !== null;
+    this.partBytes = 0;
+    this.state = BODY;
+    this.push({ type: 'part', part } satisfies MultipartEvent);
+  }
+
+  private closePart(): void {
+    if (!this.partOpen) return;
+    this.partOpen = false;
+    this.push({ type: 'part-end' } satisfies MultipartEvent);
+  }
+}
+
+/**
+ * What follows `\r\n--boundary` at `i`: `--` (close delimiter: TAIL_CLOSE), or optional
+ * padding then CRLF (a delimiter: the offset after the CRLF); else a TAIL_* verdict.
+ */
+function delimiterTail(buf: Buffer, i: number): number {
+  const len = buf.length;
+  if (i >= len) return TAIL_NEED_MORE;
+  if (buf[i] === DASH) {
+    if (i + 1 >= len) return TAIL_NEED_MORE;
+    return buf[i + 1] === DASH ? TAIL_CLOSE : TAIL_NOT_DELIMITER;
+  }
+  let p = i;
+  while (p < len && (buf[p] === SP || buf[p] === HTAB)) {
+    p += 1;
+    if (p - i > MAX_PADDING_BYTES) throw new MalformedRequestError('MULTIPART_MALFORMED', 'Transport padding after a delimiter is too long');
+  }
+  if (p >= len) return TAIL_NEED_MORE;
+  if (buf[p] !== CR) return TAIL_NOT_DELIMITER;
+  if (p + 1 >= len) return TAIL_NEED_MORE;
+  return buf[p + 1] === LF ? p + 2 : TAIL_NOT_DELIMITER;
+}
+
+/**
+ * The offset of the longest suffix of `buf` that is a proper prefix of `needle`, looking only
+ * from `from` on, or -1. The needle starts with CR, so only CR bytes are candidates.
+ */
+function partialNeedleStart(buf: Buffer, from: number, needle: Buffer): number {
+  const len = buf.length;
+  for (let k = buf.indexOf(CR, from); k !== -1; k = buf.indexOf(CR, k + 1)) {
+    if (buf.compare(needle, 0, len - k, k, len) === 0) return k;
+  }
+  return -1;
+}

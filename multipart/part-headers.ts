@@ -1,0 +1,152 @@
+import { LimitExceededError, MalformedRequestError } from '../lib/errors.js';
+import { TOKEN_CHAR, decodeHeaderBytes } from './header-params.js';
+
+/**
+ * Incremental parser of one part's header block (RFC 2046 5.1.1 / RFC 5322 fields), one byte
+ * at a time with lookup tables, as busboy's HeaderParser does: header bytes are few and bounded
+ * by the header limit, and a byte machine handles every chunk split for free.
+ * Strict on purpose: obsolete line folding (a line starting with SP/HTAB, the input that crashed
+ * dicer in CVE-2022-24434), bare CR or LF, NUL and other controls are rejected, never repaired.
+ */
+
+/** RFC 9110 5.5 field-value bytes: HTAB, SP, VCHAR and obs-text. Everything else is refused. */
+const VALUE_CHAR: Uint8Array = (() => {
+  const t = new Uint8Array(256);
+  t[0x09] = 1;
+  for (let c = 0x20; c <= 0x7e; c += 1) t[c] = 1;
+  for (let c = 0x80; c <= 0xff; c += 1) t[c] = 1;
+  return t;
+})();
+
+const CR = 0x0d;
+const LF = 0x0a;
+const SP = 0x20;
+const HTAB = 0x09;
+const COLON = 0x3a;
+
+const LINE_START = 0;
+const NAME = 1;
+const VALUE = 2;
+const VALUE_CR = 3;
+const END_CR = 4;
+const DONE = 5;
+
+export interface HeaderLimits {
+  readonly maxBytes: number;
+  readonly maxLines: number;
+}
+
+export class PartHeaderParser {
+  private state = LINE_START;
+  private bytes = 0;
+  private lines = 0;
+  private name = '';
+  private valueParts: Buffer[] = [];
+  private headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  private readonly limits: HeaderLimits;
+
+  constructor(limits: HeaderLimits) {
+    this.limits = limits;
+  }
+
+  /** Starts a new header block. */
+  reset(): void {
+    this.state = LINE_START;
+    this.bytes = 0;
+    this.lines = 0;
+    this.name = '';
+    this.valueParts = [];
+    this.headers = Object.create(null) as Record<string, string>;
+  }
+
+  /** Headers of the finished block (names lower-cased). Only valid once `push` returned an offset. */
+  result(): Record<string, string> {
+    return this.headers;
+  }
+
+  /**
+   * Consumes `buf[start..]`. Returns the offset just past the block's closing empty line, or
+   * -1 when every byte was consumed and the block is not finished yet. Throws on bad input.
+   */
+  push(buf: Buffer, start: number): number {
+    const end = buf.length;
+    // Only look as far as the limit allows, so an endless header line fails at the limit.
+    const room = this.limits.maxBytes - this.bytes;
+    const stop = end - start > room ? start + room : end;
+    let i = start;
+    let nameStart = -1;
+    let valueStart = -1;
+    if (this.state === NAME) nameStart = start;
+    else if (this.state === VALUE) valueStart = start;
+    for (; i < stop; i += 1) {
+      const c = buf[i] as number;
+      switch (this.state) {
+        case LINE_START:
+          if (c === CR) {
+            this.state = END_CR;
+          } else if (c < 128 && TOKEN_CHAR[c] === 1) {
+            if (this.lines >= this.limits.maxLines) {
+              throw new LimitExceededError('PART_HEADER_TOO_MANY_LINES', `A part has more than ${this.limits.maxLines} header lines`, this.limits.maxLines);
+            }
+            this.state = NAME;
+            nameStart = i;
+          } else if (c === SP || c === HTAB) {
+            throw malformed('Folded (obsolete line folding) part header lines are not accepted');
+          } else {
+            throw malformed(`Unexpected byte 0x${c.toString(16)} at the start of a part header line`);
+          }
+          break;
+        case NAME:
+          if (c === COLON) {
+            this.name += buf.toString('latin1', nameStart, i).toLowerCase();
+            this.state = VALUE;
+            valueStart = i + 1;
+          } else if (c >= 128 || TOKEN_CHAR[c] !== 1) {
+            // Includes whitespace before the colon, which RFC 9110 5.1 forbids.
+            throw malformed(`Invalid byte 0x${c.toString(16)} in a part header name`);
+          }
+          break;
+        case VALUE:
+          if (c === CR) {
+            this.valueParts.push(buf.subarray(valueStart, i));
+            this.state = VALUE_CR;
+          } else if (VALUE_CHAR[c] !== 1) {
+            throw malformed(c === LF ? 'Bare LF in a part header' : `Control byte 0x${c.toString(16)} in a part header value`);
+          }
+          break;
+        case VALUE_CR:
+          if (c !== LF) throw malformed('Bare CR in a part header');
+          this.finishLine();
+          this.state = LINE_START;
+          break;
+        case END_CR:
+          if (c !== LF) throw malformed('Bare CR in a part header block');
+          this.state = DONE;
+          this.bytes += i + 1 - start;
+          return i + 1;
+      }
+    }
+    this.bytes += i - start;
+    if (this.state === NAME) this.name += buf.toString('latin1', nameStart, i).toLowerCase();
+    else if (this.state === VALUE) this.valueParts.push(buf.subarray(valueStart, i));
+    if (i < end) {
+      throw new LimitExceededError('PART_HEADER_TOO_LARGE', `A part's header block is larger than ${this.limits.maxBytes} bytes`, this.limits.maxBytes);
+    }
+    return -1;
+  }
+
+  private finishLine(): void {
+    const raw = this.valueParts.length === 1 ? (this.valueParts[0] as Buffer) : Buffer.concat(this.valueParts);
+    const value = decodeHeaderBytes(raw).replace(/^[ \t]+|[ \t]+$/g, '');
+    // RFC 9110 5.3: repeated fields combine with commas; none of the part headers we read repeat.
+    const previous = this.headers[this.name];
+    this.headers[this.name] = previous === undefined ? value : `${previous}, ${value}`;
+    this.lines += 1;
+    this.name = '';
+    this.valueParts = [];
+  }
+}
+
+function malformed(message: string): MalformedRequestError {
+  return new MalformedRequestError('PART_HEADER_MALFORMED', message);
+}
