@@ -1,7 +1,38 @@
 import type { RequestContext } from '../lib/context.js';
-import { InternalError } from '../lib/errors.js';
+import { isMultipartFormData, boundaryFromContentType } from '../multipart/content-type.js';
+import { receiveMultipart } from './upload-multipart.js';
+import { receiveRaw } from './upload-raw.js';
+import { sendJson } from '../lib/respond.js';
+import type { FileRecord } from '../storage/store.js';
 
-// Placeholder until the handler lands.
-export async function handleUpload(_ctx: RequestContext): Promise<void> {
-  throw new InternalError('not implemented yet');
+/** One entry of the upload answer: the record without `created`, as issue #2 specifies. */
+export interface UploadedFile {
+  readonly id: string;
+  readonly field: string | null;
+  readonly filename: string | null;
+  readonly contentType: string;
+  readonly size: number;
+  readonly sha256: string;
+}
+
+export interface UploadResult {
+  readonly files: readonly FileRecord[];
+  readonly fields: ReadonlyArray<{ readonly name: string; readonly value: string }>;
+}
+
+/**
+ * `POST /upload`: `multipart/form-data` (each file part streamed to the store, fields
+ * collected) or any other body as one file. Answers 201 with what was stored, in order.
+ * Either every file of the request is stored, or (on any failure) none is.
+ */
+export async function handleUpload(ctx: RequestContext): Promise<void> {
+  const contentType = ctx.req.headers['content-type'];
+  const result = isMultipartFormData(contentType)
+    ? await receiveMultipart(ctx, boundaryFromContentType(contentType))
+    : await receiveRaw(ctx);
+  ctx.metrics.filesStored(result.files.length);
+  sendJson(ctx.res, 201, {
+    files: result.files.map(({ id, field, filename, contentType: type, size, sha256 }): UploadedFile => ({ id, field, filename, contentType: type, size, sha256 })),
+    fields: result.fields,
+  });
 }

@@ -7,11 +7,17 @@ export interface Config {
   readonly dataDir: string;
   /** Largest single file, in bytes; Infinity = no limit besides the disk. */
   readonly maxFileBytes: number;
+  /** Largest declared body of a multipart upload; Infinity = no limit. Defaults to maxFileBytes. */
+  readonly maxRequestBytes: number;
   readonly maxFiles: number;
   readonly maxFields: number;
   readonly maxFieldBytes: number;
+  /** All field values of one request together. */
+  readonly maxTotalFieldBytes: number;
   readonly maxPartHeaderBytes: number;
   readonly minFreeBytes: number;
+  /** fdatasync each file before it becomes visible (a 201 means the bytes are on disk). */
+  readonly fsync: boolean;
   readonly maxConcurrentUploads: number;
   readonly authToken: string | null;
   readonly idleTimeoutMs: number;
@@ -69,11 +75,14 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'HOST', kind: 'string', fallback: '127.0.0.1', help: 'address to listen on (0.0.0.0 for all)' },
   { env: 'DATA_DIR', kind: 'string', fallback: './data', help: 'directory for stored files (created if missing)' },
   { env: 'MAX_FILE_BYTES', kind: 'size-or-unlimited', fallback: 'unlimited', help: 'largest file accepted' },
+  { env: 'MAX_REQUEST_BYTES', kind: 'size-or-unlimited', fallback: '', help: 'largest declared multipart body (default: MAX_FILE_BYTES)' },
   { env: 'MAX_FILES', kind: 'count', fallback: '100', help: 'files per request' },
   { env: 'MAX_FIELDS', kind: 'count', fallback: '1000', help: 'non-file fields per request' },
   { env: 'MAX_FIELD_BYTES', kind: 'size', fallback: '1MiB', help: 'bytes of one field value' },
+  { env: 'MAX_TOTAL_FIELD_BYTES', kind: 'size', fallback: '8MiB', help: 'bytes of all field values of one request' },
   { env: 'MAX_PART_HEADER_BYTES', kind: 'size', fallback: '16KiB', help: "bytes of one part's header block" },
   { env: 'MIN_FREE_BYTES', kind: 'size', fallback: '0', help: 'space to keep free in DATA_DIR' },
+  { env: 'FSYNC', kind: 'bool', fallback: 'true', help: 'fdatasync each file before answering 201 (false: faster, not crash-safe)' },
   { env: 'MAX_CONCURRENT_UPLOADS', kind: 'count', fallback: '64', help: 'uploads in flight before 503' },
   { env: 'AUTH_TOKEN', kind: 'string', fallback: '', help: 'bearer token required on every route but /healthz', secret: true },
   { env: 'IDLE_TIMEOUT_MS', kind: 'ms', fallback: '60000', help: 'abort a request body idle this long (408)' },
@@ -152,11 +161,14 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
     host: parse('HOST', nonEmpty),
     dataDir: parse('DATA_DIR', nonEmpty),
     maxFileBytes: parse('MAX_FILE_BYTES', sizeOrUnlimited),
+    maxRequestBytes: get('MAX_REQUEST_BYTES') === '' ? parse('MAX_FILE_BYTES', sizeOrUnlimited) : parse('MAX_REQUEST_BYTES', sizeOrUnlimited),
     maxFiles: parse('MAX_FILES', count),
     maxFields: parse('MAX_FIELDS', count),
     maxFieldBytes: parse('MAX_FIELD_BYTES', size),
+    maxTotalFieldBytes: parse('MAX_TOTAL_FIELD_BYTES', size),
     maxPartHeaderBytes: parse('MAX_PART_HEADER_BYTES', size),
     minFreeBytes: parse('MIN_FREE_BYTES', size),
+    fsync: parse('FSYNC', bool),
     maxConcurrentUploads: parse('MAX_CONCURRENT_UPLOADS', positiveCount),
     authToken: get('AUTH_TOKEN') === '' ? null : get('AUTH_TOKEN'),
     idleTimeoutMs: parse('IDLE_TIMEOUT_MS', ms),
@@ -192,6 +204,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
   return {
     ...config,
     maxFileBytes: Number.isFinite(config.maxFileBytes) ? config.maxFileBytes : 'unlimited',
+    maxRequestBytes: Number.isFinite(config.maxRequestBytes) ? config.maxRequestBytes : 'unlimited',
     authToken: config.authToken === null ? null : '<redacted>',
     proxyTarget: config.proxyTarget?.href ?? null,
     s3: { ...config.s3, secretKey: config.s3.secretKey === null ? null : '<redacted>' },

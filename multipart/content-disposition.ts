@@ -31,3 +31,27 @@ export function lastPathSegment(name: string): string {
   const cut = Math.max(name.lastIndexOf('/'), name.lastIndexOf('\\'));
   return cut === -1 ? name : name.slice(cut + 1);
 }
+
+/** RFC 8187 3.2.1 attr-char: what may stand unencoded in an ext-value. */
+const ATTR_CHAR = /[A-Za-z0-9!#$&+\-.^_`|~]/;
+
+/**
+ * A `Content-Disposition` response value (RFC 6266 4.1): an ASCII `filename` fallback for old
+ * clients and, when the name is not plain ASCII, `filename*=UTF-8''...`. Quotes, backslashes,
+ * control characters and non-ASCII never reach the quoted string, so a hostile stored name
+ * cannot inject a header or break out of the value.
+ */
+export function formatContentDisposition(type: 'attachment' | 'inline', filename: string | null): string {
+  if (filename === null || filename === '') return type;
+  const fallback = filename.replace(/[^\x20-\x7e]|["\\%]/g, '_');
+  let value = `${type}; filename="${fallback}"`;
+  if (fallback !== filename) {
+    let encoded = '';
+    for (const byte of Buffer.from(filename, 'utf8')) {
+      const ch = String.fromCharCode(byte);
+      encoded += byte < 0x80 && ATTR_CHAR.test(ch) ? ch : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    }
+    value += `; filename*=UTF-8''${encoded}`;
+  }
+  return value;
+}

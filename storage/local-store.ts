@@ -10,6 +10,16 @@ import type { ByteRange, FileRecord, FileWriter, NewFileMeta, Store, WriterOptio
 
 /** Temporary names start with a dot and end in `.partial`: never listed, swept at start-up. */
 const PARTIAL_SUFFIX = '.partial';
+/**
+ * With fsync on, start a background fdatasync every this many bytes, so the disk writes back
+ * while the network still delivers and the final sync before commit has little left to do.
+ */
+const SYNC_EVERY_BYTES = 32 * 1024 * 1024;
+
+export interface LocalStoreOptions {
+  /** fdatasync every file before it can become visible (default true). */
+  readonly fsync?: boolean;
+}
 
 /**
  * Files in one local directory: `<id>` holds the bytes, `<id>.json` the record. A file is
@@ -18,9 +28,11 @@ const PARTIAL_SUFFIX = '.partial';
  */
 export class LocalStore implements Store {
   readonly dir: string;
+  private readonly fsync: boolean;
 
-  constructor(dir: string) {
+  constructor(dir: string, options: LocalStoreOptions = {}) {
     this.dir = dir;
+    this.fsync = options.fsync ?? true;
   }
 
   async open(): Promise<void> {
@@ -35,7 +47,7 @@ export class LocalStore implements Store {
   }
 
   createWriter(meta: NewFileMeta, options: WriterOptions = {}): FileWriter {
-    return new LocalFileWriter(this.dir, meta, options.maxBytes ?? Infinity);
+    return new LocalFileWriter(this.dir, meta, options.maxBytes ?? Infinity, this.fsync);
   }
 
   async stat(id: string): Promise<FileRecord | null> {
@@ -112,12 +124,17 @@ class LocalFileWriter extends Writable implements FileWriter {
   private fd: number | null = null;
   private state: WriterState = 'writing';
   private abortion: Promise<void> | null = null;
+  private readonly fsync: boolean;
+  private syncedUpTo = 0;
+  /** A background fdatasync in flight; the descriptor is not closed under it. */
+  private syncing: Promise<void> | null = null;
 
-  constructor(dir: string, meta: NewFileMeta, maxBytes: number) {
+  constructor(dir: string, meta: NewFileMeta, maxBytes: number, fsync: boolean) {
     super({ highWaterMark: 64 * 1024 });
     this.dir = dir;
     this.meta = meta;
     this.maxBytes = maxBytes;
+    this.fsync = fsync;
   }
 
   private get partialPath(): string {
@@ -136,7 +153,10 @@ class LocalFileWriter extends Writable implements FileWriter {
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
     if (!this.admit(chunk.length, callback)) return;
     this.hash.update(chunk);
-    writeAll(this.fd as number, chunk, callback);
+    writeAll(this.fd as number, chunk, (err) => {
+      if (!err) this.maybeSyncInBackground();
+      callback(err);
+    });
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (err?: Error | null) => void): void {
@@ -145,7 +165,25 @@ class LocalFileWriter extends Writable implements FileWriter {
     if (!this.admit(total, callback)) return;
     const buffers = chunks.map((c) => c.chunk);
     for (const b of buffers) this.hash.update(b);
-    writevAll(this.fd as number, buffers, callback);
+    writevAll(this.fd as number, buffers, (err) => {
+      if (!err) this.maybeSyncInBackground();
+      callback(err);
+    });
+  }
+
+  private maybeSyncInBackground(): void {
+    if (!this.fsync || this.syncing !== null || this.bytesWritten - this.syncedUpTo < SYNC_EVERY_BYTES) return;
+    const fd = this.fd as number;
+    this.syncedUpTo = this.bytesWritten;
+    this.syncing = new Promise<void>((resolve) => fdatasync(fd, () => resolve())).then(() => {
+      this.syncing = null;
+    });
+  }
+
+  /** Runs `then` once no background sync uses the descriptor any more. */
+  private afterSync(then: () => void): void {
+    if (this.syncing === null) then();
+    else void this.syncing.then(then);
   }
 
   private admit(length: number, callback: (err?: Error | null) => void): boolean {
@@ -158,17 +196,21 @@ class LocalFileWriter extends Writable implements FileWriter {
   }
 
   override _final(callback: (err?: Error | null) => void): void {
-    const fd = this.fd as number;
-    // Durable before it can become visible: a crash must never leave a renamed, half-written file.
-    fdatasync(fd, (syncErr) => {
-      this.fd = null;
-      close(fd, (closeErr) => {
-        const err = syncErr ?? closeErr;
-        if (err) return callback(err);
-        this.sha256 = this.hash.digest('hex');
-        this.state = 'finished';
-        callback();
-      });
+    this.afterSync(() => {
+      const fd = this.fd as number;
+      const closeFd = (syncErr: Error | null): void => {
+        this.fd = null;
+        close(fd, (closeErr) => {
+          const err = syncErr ?? closeErr;
+          if (err) return callback(err);
+          this.sha256 = this.hash.digest('hex');
+          this.state = 'finished';
+          callback();
+        });
+      };
+      // Durable before it can become visible: a crash must never leave a renamed, half-written file.
+      if (this.fsync) fdatasync(fd, closeFd);
+      else closeFd(null);
     });
   }
 
@@ -181,7 +223,7 @@ class LocalFileWriter extends Writable implements FileWriter {
       callback(err);
     };
     if (fd === null) done();
-    else close(fd, () => done());
+    else this.afterSync(() => close(fd, () => done()));
   }
 
   async commit(): Promise<FileRecord> {

@@ -1,0 +1,110 @@
+import { once } from 'node:events';
+import { pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
+import type { RequestContext } from '../lib/context.js';
+import { LimitExceededError } from '../lib/errors.js';
+import type { MultipartEvent, PartInfo } from '../multipart/events.js';
+import { MultipartParser } from '../multipart/parser.js';
+import type { FileRecord, FileWriter } from '../storage/store.js';
+import { parserOptions } from './multipart-options.js';
+import type { UploadResult } from './upload.js';
+
+/**
+ * Files finishing (flush, fdatasync, close) while the next part is already being received.
+ * Bounded, so a request of thousands of small files keeps a handful of descriptors open.
+ */
+const MAX_FINISHING = 8;
+
+const utf8 = new TextDecoder('utf-8', { fatal: false });
+
+/**
+ * Receives a multipart/form-data body: each file part streams into its own writer (with
+ * backpressure: a slow disk stops the parser, which stops reading the socket), fields are
+ * collected as UTF-8. Files become visible only after the close delimiter, all together; on any
+ * failure every writer of the request is aborted, so nothing of it stays behind.
+ */
+export async function receiveMultipart(ctx: RequestContext, boundary: string): Promise<UploadResult> {
+  const { req, store, config } = ctx;
+  const writers: FileWriter[] = [];
+  const finishing: Array<Promise<void>> = [];
+  const fields: Array<{ name: string; value: string }> = [];
+  let fieldBytesTotal = 0;
+
+  async function consume(events: AsyncIterable<MultipartEvent>): Promise<void> {
+    let part: PartInfo | null = null;
+    let writer: FileWriter | null = null;
+    let fieldChunks: Buffer[] = [];
+    for await (const event of events) {
+      switch (event.type) {
+        case 'part':
+          part = event.part;
+          fieldChunks = [];
+          // Fields get no writer; an empty file input (`filename=""`) only once it carries data.
+          writer = part.filename === null || part.filename === '' ? null : openWriter(part);
+          break;
+        case 'data':
+          if (part === null) break;
+          if (part.filename === null) {
+            fieldBytesTotal += event.data.length;
+            if (fieldBytesTotal > config.maxTotalFieldBytes) {
+              throw new LimitExceededError('FIELDS_TOO_LARGE', `Field values add up to more than ${config.maxTotalFieldBytes} bytes`, config.maxTotalFieldBytes);
+            }
+            fieldChunks.push(event.data);
+            break;
+          }
+          writer ??= openWriter(part);
+          if (!writer.write(event.data)) await drained(writer);
+          break;
+        case 'part-end':
+          if (part?.filename === null) {
+            fields.push({ name: part.name, value: utf8.decode(Buffer.concat(fieldChunks)) });
+          } else if (writer !== null) {
+            writer.end();
+            finishing.push(finished(writer));
+            if (finishing.length >= MAX_FINISHING) await finishing.shift();
+          }
+          part = null;
+          writer = null;
+          fieldChunks = [];
+          break;
+      }
+    }
+  }
+
+  function openWriter(part: PartInfo): FileWriter {
+    const writer = store.createWriter(
+      { field: part.name, filename: part.filename === '' ? null : part.filename, contentType: part.contentType ?? 'application/octet-stream' },
+      { maxBytes: config.maxFileBytes },
+    );
+    writers.push(writer);
+    return writer;
+  }
+
+  try {
+    await pipeline(req, new MultipartParser(parserOptions(config, boundary)), consume, { signal: ctx.signal });
+    await Promise.all(finishing);
+    const files: FileRecord[] = [];
+    for (const writer of writers) files.push(await writer.commit());
+    return { files, fields };
+  } catch (err) {
+    await Promise.all(writers.map((w) => w.abort()));
+    // Every finish promise has settled (the writers are destroyed); keep none unhandled.
+    await Promise.allSettled(finishing);
+    throw err;
+  }
+}
+
+/** Waits for 'drain', or rejects if the writer fails or closes first. */
+async function drained(writer: FileWriter): Promise<void> {
+  const ac = new AbortController();
+  try {
+    await Promise.race([
+      once(writer, 'drain', { signal: ac.signal }),
+      once(writer, 'close', { signal: ac.signal }).then(() => {
+        throw writer.errored ?? new Error('file writer closed');
+      }),
+    ]);
+  } finally {
+    ac.abort();
+  }
+}

@@ -1,0 +1,40 @@
+import type { RequestContext } from '../lib/context.js';
+import { MalformedRequestError } from '../lib/errors.js';
+import { dispositionFilename, lastPathSegment, parseContentDisposition } from '../multipart/content-disposition.js';
+import { saveStream } from '../storage/save-stream.js';
+import { parseContentDigest } from './content-digest.js';
+import type { UploadResult } from './upload.js';
+
+/**
+ * Any body that is not multipart/form-data is one file. Its name comes from `?filename=`, else
+ * from a `Content-Disposition` request header, else none. With `Content-Digest: sha-256=:...:`
+ * (RFC 9530) the stored bytes are checked before the file becomes visible.
+ */
+export async function receiveRaw(ctx: RequestContext): Promise<UploadResult> {
+  const { req, url, store, config } = ctx;
+  const expected = parseContentDigest(req.headers['content-digest']);
+  const record = await saveStream(
+    store,
+    req,
+    { field: null, filename: rawFilename(url, req.headers['content-disposition']), contentType: req.headers['content-type'] ?? 'application/octet-stream' },
+    {
+      maxBytes: config.maxFileBytes,
+      signal: ctx.signal,
+      verify: ({ sha256 }) => {
+        if (expected !== null && expected !== sha256) {
+          throw new MalformedRequestError('DIGEST_MISMATCH', `Content-Digest sha-256 does not match the received bytes (got sha-256 ${sha256} in hex)`);
+        }
+      },
+    },
+  );
+  return { files: [record], fields: [] };
+}
+
+function rawFilename(url: URL, disposition: string | undefined): string | null {
+  const fromQuery = url.searchParams.get('filename');
+  if (fromQuery !== null) return lastPathSegment(fromQuery);
+  if (disposition === undefined) return null;
+  const parsed = parseContentDisposition(disposition);
+  if (parsed === null) throw new MalformedRequestError('CONTENT_DISPOSITION_MALFORMED', 'The Content-Disposition request header is malformed');
+  return dispositionFilename(parsed);
+}
