@@ -30,11 +30,11 @@ export async function receiveMultipart(ctx: RequestContext, boundary: string): P
   const fields: Array<{ name: string; value: string }> = [];
   let fieldBytesTotal = 0;
 
-  async function consume(events: AsyncIterable<MultipartEvent>): Promise<void> {
+  async function consume(batches: AsyncIterable<MultipartEvent[]>): Promise<void> {
     let part: PartInfo | null = null;
     let writer: FileWriter | null = null;
     let fieldChunks: Buffer[] = [];
-    for await (const event of events) {
+    for await (const batch of batches) for (const event of batch) {
       switch (event.type) {
         case 'part':
           part = event.part;

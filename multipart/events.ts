@@ -1,7 +1,8 @@
 /**
  * What the parser yields and the encoder takes: a flat stream of small events instead of a
  * stream object per part, so that thousands of tiny parts stay cheap and backpressure is the
- * ordinary backpressure of one object-mode stream.
+ * ordinary backpressure of one object-mode stream. The parser yields them in arrays
+ * (`MultipartEvent[]`, one per input chunk).
  */
 
 /** The parsed header block of one body part. */

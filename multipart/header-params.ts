@@ -54,26 +54,34 @@ export function parseParameterized(text: string): ParsedValue | null {
     let value: string;
     if (text[i] === '"') {
       // RFC 9110 5.6.4 quoted-string: a backslash escapes the next character.
-      let out = '';
-      i += 1;
-      let closed = false;
-      while (i < n) {
-        const ch = text[i] as string;
-        if (ch === '"') {
-          closed = true;
-          i += 1;
-          break;
-        }
-        if (ch === '\\' && i + 1 < n) {
-          out += text[i + 1];
-          i += 2;
-          continue;
-        }
-        out += ch;
+      const close = text.indexOf('"', i + 1);
+      if (close === -1) return null;
+      if (text.lastIndexOf('\\', close) <= i) {
+        // The common case: no backslash, the value is a plain slice.
+        value = text.slice(i + 1, close);
+        i = close + 1;
+      } else {
+        let out = '';
+        let closed = false;
         i += 1;
+        while (i < n) {
+          const ch = text[i] as string;
+          if (ch === '"') {
+            closed = true;
+            i += 1;
+            break;
+          }
+          if (ch === '\\' && i + 1 < n) {
+            out += text[i + 1];
+            i += 2;
+            continue;
+          }
+          out += ch;
+          i += 1;
+        }
+        if (!closed) return null;
+        value = out;
       }
-      if (!closed) return null;
-      value = out;
     } else {
       const valueStart = i;
       while (i < n && text[i] !== ';' && text[i] !== ' ' && text[i] !== '\t' && text[i] !== '"') i += 1;

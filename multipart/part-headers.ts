@@ -42,6 +42,7 @@ export class PartHeaderParser {
   private lines = 0;
   private name = '';
   private valueParts: Buffer[] = [];
+  private nonAscii = false;
   private headers: Record<string, string> = Object.create(null) as Record<string, string>;
   private readonly limits: HeaderLimits;
 
@@ -56,6 +57,7 @@ export class PartHeaderParser {
     this.lines = 0;
     this.name = '';
     this.valueParts = [];
+    this.nonAscii = false;
     this.headers = Object.create(null) as Record<string, string>;
   }
 
@@ -78,7 +80,7 @@ export class PartHeaderParser {
     let valueStart = -1;
     if (this.state === NAME) nameStart = start;
     else if (this.state === VALUE) valueStart = start;
-    for (; i < stop; i += 1) {
+    while (i < stop) {
       const c = buf[i] as number;
       switch (this.state) {
         case LINE_START:
@@ -95,29 +97,42 @@ export class PartHeaderParser {
           } else {
             throw malformed(`Unexpected byte 0x${c.toString(16)} at the start of a part header line`);
           }
+          i += 1;
           break;
-        case NAME:
-          if (c === COLON) {
-            this.name += buf.toString('latin1', nameStart, i).toLowerCase();
-            this.state = VALUE;
-            valueStart = i + 1;
-          } else if (c >= 128 || TOKEN_CHAR[c] !== 1) {
-            // Includes whitespace before the colon, which RFC 9110 5.1 forbids.
-            throw malformed(`Invalid byte 0x${c.toString(16)} in a part header name`);
+        case NAME: {
+          let b = c;
+          while (b < 128 && TOKEN_CHAR[b] === 1 && ++i < stop) b = buf[i] as number;
+          if (i === stop) break;
+          // Anything but a colon here, whitespace included, is invalid (RFC 9110 5.1).
+          if (b !== COLON) throw malformed(`Invalid byte 0x${b.toString(16)} in a part header name`);
+          this.name += buf.toString('latin1', nameStart, i).toLowerCase();
+          this.state = VALUE;
+          i += 1;
+          valueStart = i;
+          break;
+        }
+        case VALUE: {
+          // Tight loop over the value; remember whether any byte was non-ASCII for decoding.
+          let b = c;
+          let high = 0;
+          while (VALUE_CHAR[b] === 1 && ++i < stop) {
+            high |= b;
+            b = buf[i] as number;
           }
+          high |= b;
+          if (high >= 0x80) this.nonAscii = true;
+          if (i === stop) break;
+          if (b !== CR) throw malformed(b === LF ? 'Bare LF in a part header' : `Control byte 0x${b.toString(16)} in a part header value`);
+          this.valueParts.push(buf.subarray(valueStart, i));
+          this.state = VALUE_CR;
+          i += 1;
           break;
-        case VALUE:
-          if (c === CR) {
-            this.valueParts.push(buf.subarray(valueStart, i));
-            this.state = VALUE_CR;
-          } else if (VALUE_CHAR[c] !== 1) {
-            throw malformed(c === LF ? 'Bare LF in a part header' : `Control byte 0x${c.toString(16)} in a part header value`);
-          }
-          break;
+        }
         case VALUE_CR:
           if (c !== LF) throw malformed('Bare CR in a part header');
           this.finishLine();
           this.state = LINE_START;
+          i += 1;
           break;
         case END_CR:
           if (c !== LF) throw malformed('Bare CR in a part header block');
@@ -137,13 +152,19 @@ export class PartHeaderParser {
 
   private finishLine(): void {
     const raw = this.valueParts.length === 1 ? (this.valueParts[0] as Buffer) : Buffer.concat(this.valueParts);
-    const value = decodeHeaderBytes(raw).replace(/^[ \t]+|[ \t]+$/g, '');
+    // RFC 9110 5.5: leading and trailing whitespace is not part of the value.
+    let from = 0;
+    let to = raw.length;
+    while (from < to && (raw[from] === SP || raw[from] === HTAB)) from += 1;
+    while (to > from && (raw[to - 1] === SP || raw[to - 1] === HTAB)) to -= 1;
+    const value = this.nonAscii ? decodeHeaderBytes(raw.subarray(from, to)) : raw.toString('latin1', from, to);
     // RFC 9110 5.3: repeated fields combine with commas; none of the part headers we read repeat.
     const previous = this.headers[this.name];
     this.headers[this.name] = previous === undefined ? value : `${previous}, ${value}`;
     this.lines += 1;
     this.name = '';
     this.valueParts = [];
+    this.nonAscii = false;
   }
 }
 

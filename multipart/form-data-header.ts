@@ -1,0 +1,72 @@
+import { SluiceError } from '../lib/errors.js';
+
+/**
+ * The header block of one multipart/form-data body part, written the way browsers write it.
+ *
+ * The rules are the HTML standard's "multipart/form-data encoding algorithm"
+ * (https://html.spec.whatwg.org/multipage/form-control-infrastructure.html#multipart-form-data):
+ * names and filenames go out as raw UTF-8 inside a quoted string, with only three bytes
+ * escaped (`"` as `%22`, CR as `%0D`, LF as `%0A`) and no other escape, backslashes included.
+ * RFC 7578 4.2 forbids the RFC 5987/8187 `filename*` form inside multipart/form-data, so there is
+ * no second, "extended" parameter either: a receiver such as werkzeug that keeps whichever
+ * filename parameter comes last would otherwise see a different name than one that keeps the first.
+ */
+
+/** What the header block says about a part: the same fields the parser reports in `PartInfo`. */
+export interface FormDataPartHeader {
+  readonly name: string;
+  /** `null` for a plain field; `''` for an empty file input (browsers send `filename=""`). */
+  readonly filename: string | null;
+  readonly contentType: string | null;
+}
+
+/** A file part without a type of its own is sent as opaque bytes (RFC 7578 4.4, and what browsers send). */
+export const DEFAULT_FILE_CONTENT_TYPE = 'application/octet-stream';
+
+/** `"`, CR and LF, each replaced by its percent form; nothing else is touched (HTML standard, see above). */
+const ESCAPED = /["\r\n]/g;
+const ESCAPES: Readonly<Record<string, string>> = { '"': '%22', '\r': '%0D', '\n': '%0A' };
+
+/**
+ * A header value may hold VCHAR, obs-text, SP and HTAB (RFC 9110 5.5); any other control byte,
+ * CR and LF above all, would end the header line early and let the value forge headers or a
+ * boundary of its own.
+ */
+const FORBIDDEN_IN_FIELD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+/** Escapes a name or filename for the inside of the quoted string (HTML standard). */
+export function escapeFormDataParameter(value: string): string {
+  return value.replace(ESCAPED, (c) => ESCAPES[c] as string);
+}
+
+/**
+ * The encoder was used wrongly (events out of order, a header it cannot write). Never the
+ * client's fault when the events come from our parser, hence 500.
+ */
+export class MultipartEncodeError extends SluiceError {
+  constructor(code: 'MULTIPART_ENCODE_ORDER' | 'MULTIPART_ENCODE_HEADER', message: string) {
+    super(code, message, 500);
+  }
+}
+
+/**
+ * The header block of a part, CRLF after each line and the empty line that ends the block
+ * included (RFC 2046 5.1.1: `body-part := MIME-part-headers [CRLF *OCTET]`).
+ * Only Content-Disposition and Content-Type: RFC 7578 4.8 says other header fields
+ * MUST NOT be included.
+ */
+export function formatFormDataPartHeader(part: FormDataPartHeader): string {
+  let disposition = `form-data; name="${escapeFormDataParameter(part.name)}"`;
+  if (part.filename !== null) disposition += `; filename="${escapeFormDataParameter(part.filename)}"`;
+  // RFC 7578 4.4: a file part's type defaults to application/octet-stream; a field has none
+  // unless the sender gave one (curl -F 'a=b;type=text/plain'), and then we keep it.
+  const type = part.contentType ?? (part.filename === null ? null : DEFAULT_FILE_CONTENT_TYPE);
+  let block = `Content-Disposition: ${disposition}\r\n`;
+  if (type !== null) {
+    if (type.trim() === '' || FORBIDDEN_IN_FIELD_VALUE.test(type)) {
+      throw new MultipartEncodeError('MULTIPART_ENCODE_HEADER', `Content-Type ${JSON.stringify(type)} cannot be sent as a header value`);
+    }
+    block += `Content-Type: ${type}\r\n`;
+  }
+  return `${block}\r\n`;
+}
