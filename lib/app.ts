@@ -245,9 +245,17 @@ async function checkDeclaredLength(req: IncomingMessage, route: Route, deps: App
   if (header === undefined || !route.storesBody) return;
   const declared = Number(header);
   if (!Number.isSafeInteger(declared)) return; // Node's parser has already rejected nonsense
-  const { maxRequestBytes, minFreeBytes } = { maxRequestBytes: deps.config.maxFileBytes, minFreeBytes: deps.config.minFreeBytes };
+  const { minFreeBytes } = deps.config;
+  // A raw body is one file; a multipart body may carry several (MAX_REQUEST_BYTES, which
+  // defaults to MAX_FILE_BYTES, so an oversized upload is refused before it is sent).
+  const multipart = /^\s*multipart\//i.test(req.headers['content-type'] ?? '');
+  const maxRequestBytes = multipart ? deps.config.maxRequestBytes : deps.config.maxFileBytes;
   if (declared > maxRequestBytes) {
-    throw new LimitExceededError('FILE_TOO_LARGE', `The body (${declared} bytes) is over the limit of ${maxRequestBytes} bytes`, maxRequestBytes);
+    throw new LimitExceededError(
+      multipart ? 'REQUEST_TOO_LARGE' : 'FILE_TOO_LARGE',
+      `The body (${declared} bytes) is over the limit of ${maxRequestBytes} bytes`,
+      maxRequestBytes,
+    );
   }
   const free = await deps.store.freeBytes();
   if (free !== null && declared > free - minFreeBytes) {
