@@ -1,12 +1,12 @@
 import { once } from 'node:events';
-import { pipeline } from 'node:stream/promises';
-import { finished } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import type { RequestContext } from '../lib/context.js';
 import { LimitExceededError } from '../lib/errors.js';
 import type { MultipartEvent, PartInfo } from '../multipart/events.js';
 import { MultipartParser } from '../multipart/parser.js';
 import type { FileRecord, FileWriter } from '../storage/store.js';
 import { parserOptions } from './multipart-options.js';
+import { requestBody } from '../lib/request-body.js';
 import type { UploadResult } from './upload.js';
 
 /**
@@ -81,7 +81,7 @@ export async function receiveMultipart(ctx: RequestContext, boundary: string): P
   }
 
   try {
-    await pipeline(req, new MultipartParser(parserOptions(config, boundary)), consume, { signal: ctx.signal });
+    await pipeline(requestBody(req), new MultipartParser(parserOptions(config, boundary)), consume, { signal: ctx.signal });
     await Promise.all(finishing);
     const files: FileRecord[] = [];
     for (const writer of writers) files.push(await writer.commit());

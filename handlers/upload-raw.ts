@@ -2,6 +2,7 @@ import type { RequestContext } from '../lib/context.js';
 import { MalformedRequestError } from '../lib/errors.js';
 import { dispositionFilename, lastPathSegment, parseContentDisposition } from '../multipart/content-disposition.js';
 import { saveStream } from '../storage/save-stream.js';
+import { requestBody } from '../lib/request-body.js';
 import { parseContentDigest } from './content-digest.js';
 import type { UploadResult } from './upload.js';
 
@@ -15,7 +16,7 @@ export async function receiveRaw(ctx: RequestContext): Promise<UploadResult> {
   const expected = parseContentDigest(req.headers['content-digest']);
   const record = await saveStream(
     store,
-    req,
+    requestBody(req),
     { field: null, filename: rawFilename(url, req.headers['content-disposition']), contentType: req.headers['content-type'] ?? 'application/octet-stream' },
     {
       maxBytes: config.maxFileBytes,

@@ -14,7 +14,7 @@ export interface SaveOptions {
  * the limit enforced while streaming. On any failure the file is removed and the error rethrown.
  * Used by raw uploads and `POST /fetch`.
  */
-export async function saveStream(store: Store, source: Readable, meta: NewFileMeta, options: SaveOptions = {}): Promise<FileRecord> {
+export async function saveStream(store: Store, source: Readable | AsyncIterable<Buffer>, meta: NewFileMeta, options: SaveOptions = {}): Promise<FileRecord> {
   const writer = store.createWriter(meta, { maxBytes: options.maxBytes });
   try {
     await pipeline(source, writer, { signal: options.signal });
