@@ -42,6 +42,7 @@ export class PartHeaderParser {
   private lines = 0;
   private name = '';
   private valueParts: Buffer[] = [];
+  private value = '';
   private nonAscii = false;
   private headers: Record<string, string> = Object.create(null) as Record<string, string>;
   private readonly limits: HeaderLimits;
@@ -123,7 +124,7 @@ export class PartHeaderParser {
           if (high >= 0x80) this.nonAscii = true;
           if (i === stop) break;
           if (b !== CR) throw malformed(b === LF ? 'Bare LF in a part header' : `Control byte 0x${b.toString(16)} in a part header value`);
-          this.valueParts.push(buf.subarray(valueStart, i));
+          this.value = this.valueParts.length === 0 ? decodeValue(buf, valueStart, i, this.nonAscii) : this.joinValue(buf.subarray(valueStart, i));
           this.state = VALUE_CR;
           i += 1;
           break;
@@ -150,22 +151,31 @@ export class PartHeaderParser {
     return -1;
   }
 
+  /** A value that spanned chunks: its pieces joined (rare, and bounded by the header limit). */
+  private joinValue(last: Buffer): string {
+    this.valueParts.push(last);
+    const raw = Buffer.concat(this.valueParts);
+    return decodeValue(raw, 0, raw.length, this.nonAscii);
+  }
+
   private finishLine(): void {
-    const raw = this.valueParts.length === 1 ? (this.valueParts[0] as Buffer) : Buffer.concat(this.valueParts);
-    // RFC 9110 5.5: leading and trailing whitespace is not part of the value.
-    let from = 0;
-    let to = raw.length;
-    while (from < to && (raw[from] === SP || raw[from] === HTAB)) from += 1;
-    while (to > from && (raw[to - 1] === SP || raw[to - 1] === HTAB)) to -= 1;
-    const value = this.nonAscii ? decodeHeaderBytes(raw.subarray(from, to)) : raw.toString('latin1', from, to);
     // RFC 9110 5.3: repeated fields combine with commas; none of the part headers we read repeat.
     const previous = this.headers[this.name];
-    this.headers[this.name] = previous === undefined ? value : `${previous}, ${value}`;
+    this.headers[this.name] = previous === undefined ? this.value : `${previous}, ${this.value}`;
     this.lines += 1;
     this.name = '';
+    this.value = '';
     this.valueParts = [];
     this.nonAscii = false;
   }
+}
+
+/** `buf[from..to]` without leading and trailing SP/HTAB (RFC 9110 5.5), as text. */
+function decodeValue(buf: Buffer, from: number, to: number, nonAscii: boolean): string {
+  while (from < to && (buf[from] === SP || buf[from] === HTAB)) from += 1;
+  while (to > from && (buf[to - 1] === SP || buf[to - 1] === HTAB)) to -= 1;
+  // Pure ASCII (the usual case) needs no UTF-8 validation.
+  return nonAscii ? decodeHeaderBytes(buf.subarray(from, to)) : buf.toString('latin1', from, to);
 }
 
 function malformed(message: string): MalformedRequestError {
