@@ -6,6 +6,7 @@ import type { RequestContext } from './context.js';
 import {
   ClientAbortedError,
   LimitExceededError,
+  MalformedRequestError,
   MethodNotAllowedError,
   NotFoundError,
   RequestTimeoutError,
@@ -44,10 +45,28 @@ interface InFlight {
 /** X-Request-Id values we echo instead of replacing: short and free of anything a log could choke on. */
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 
+/**
+ * How long a connection stays open, half-closed, after an answer sent while its body was still
+ * arriving (see lingerThenClose). nginx's lingering_timeout is 5 s as well.
+ */
+const LINGER_MS = 5_000;
+
+/** How long shutdown waits, after aborting, for handlers to finish removing their files. */
+const ABORT_WAIT_MS = 5_000;
+
+/** Socket byte counters at the end of the previous request on it, for per-request byte counts. */
+interface Counted {
+  read: number;
+  written: number;
+}
+
 export function createApp(deps: AppDeps): App {
   const { config, log, metrics } = deps;
   const inFlight = new Set<InFlight>();
   const bySocket = new WeakMap<Socket, InFlight>();
+  const counted = new WeakMap<Socket, Counted>();
+  // Sockets whose body broke mid-request; the parser reports the same error for every later chunk.
+  const brokenBody = new WeakSet<Socket>();
   let uploadsInFlight = 0;
   let shuttingDown = false;
 
@@ -70,10 +89,29 @@ export function createApp(deps: AppDeps): App {
     res.end(`${JSON.stringify({ error: { code: 'EXPECTATION_FAILED', message: 'Only 100-continue is supported' } })}\n`);
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable || (err.code === 'ECONNRESET' && socket.bytesWritten === 0)) return void socket.destroy();
+    if (brokenBody.has(socket)) return; // already handed to the request's handler, below
+    // A reset peer reads nothing; a socket we already ended must not get a second answer.
+    if (!socket.writable || err.code === 'ECONNRESET') return void socket.destroy();
+    const current = bySocket.get(socket);
+    if (err.code === 'HPE_INVALID_EOF_STATE' && current !== undefined) {
+      // The client closed its side in the middle of the body: it gave up, nobody reads an answer.
+      current.controller.abort(new ClientAbortedError());
+      return void socket.destroy();
+    }
+    if (current !== undefined) {
+      // The body broke mid-request (bad chunk framing, ...). The handler owns this socket's answer:
+      // abort it, and the one error path answers 400 and closes. Writing a raw answer here could
+      // interleave with the response the handler is writing.
+      brokenBody.add(socket);
+      current.controller.abort(new MalformedRequestError('BAD_HTTP_BODY', `The HTTP request body is malformed (${err.code ?? err.message})`));
+      return;
+    }
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     const code = status === 431 ? 'HEADERS_TOO_LARGE' : status === 408 ? 'HEADERS_TIMEOUT' : 'BAD_REQUEST';
     const body = `${JSON.stringify({ error: { code, message: err.code ?? 'Bad request' } })}\n`;
+    // No request object exists (the head never completed): still one access line, so that
+    // slowloris cuts and oversized heads show up in the log.
+    log.info('request', { requestId: null, method: null, path: null, status, bytesIn: socket.bytesRead - (counted.get(socket)?.read ?? 0), bytesOut: 0, durationMs: null, error: code });
     socket.end(
       `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\n` +
         `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
@@ -89,9 +127,8 @@ export function createApp(deps: AppDeps): App {
 
   async function handle(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): Promise<void> {
     const started = process.hrtime.bigint();
+    // Kept here: a handler's pipeline may detach req.socket when it destroys the request.
     const socket = req.socket;
-    const readAtStart = socket.bytesRead;
-    const writtenAtStart = socket.bytesWritten;
     const incoming = req.headers['x-request-id'];
     const requestId = typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : randomBytes(12).toString('base64url');
     res.setHeader('x-request-id', requestId);
@@ -100,6 +137,9 @@ export function createApp(deps: AppDeps): App {
     const controller = new AbortController();
     let resolveDone: () => void = () => {};
     const entry: InFlight = { controller, done: new Promise((r) => (resolveDone = r)) };
+    // Settles when the handler itself does, which may be after its answer was sent (an abort
+    // answers at once while the handler still removes its files). Shutdown waits for it.
+    let handlerSettled: Promise<unknown> = Promise.resolve();
     inFlight.add(entry);
     bySocket.set(socket, entry);
     // The client going away (before the answer is complete) aborts whatever the handler is doing.
@@ -110,6 +150,7 @@ export function createApp(deps: AppDeps): App {
 
     let route: Route | null = null;
     let errorCode: string | null = null;
+    let holdsSlot = false;
     let isUpload = false;
     try {
       const url = parseTarget(req.url);
@@ -123,14 +164,19 @@ export function createApp(deps: AppDeps): App {
         if (uploadsInFlight >= config.maxConcurrentUploads) {
           throw new ServiceUnavailableError('TOO_MANY_UPLOADS', `More than ${config.maxConcurrentUploads} uploads in flight; retry later`, 5);
         }
-        await checkDeclaredLength(req, match.route, deps);
-        isUpload = true;
+        // Take the slot before the await below, or concurrent requests could all pass the check.
         uploadsInFlight += 1;
+        holdsSlot = true;
+        await checkDeclaredLength(req, match.route, deps);
+        // Counted as an upload (in flight, then stored or aborted) only once it may send its body.
+        isUpload = true;
         metrics.uploadStarted();
       }
       if (expectsContinue) res.writeContinue();
       const ctx: RequestContext = { req, res, url, config, store: deps.store, signal: controller.signal, requestId, log, metrics };
-      await abortable(match.handler(ctx), controller.signal);
+      const work = match.handler(ctx);
+      handlerSettled = work.catch(() => {});
+      await abortable(work, controller.signal);
       if (isUpload) metrics.uploadFinished('ok');
     } catch (caught) {
       let err = toSluiceError(caught);
@@ -143,16 +189,24 @@ export function createApp(deps: AppDeps): App {
       } else if (err.status >= 500) {
         log.warn('upstream or capacity failure', { requestId, code: err.code, message: err.message, cause: err.cause });
       }
-      answerError(req, res, err);
+      // A server-side abort (idle timeout, shutdown past its grace) while the body is unfinished:
+      // the client is stalled or we are leaving, so after the answer the connection goes too.
+      // That also ends the body the handler is waiting on, so its files are removed at once.
+      const hangUp = controller.signal.aborted && controller.signal.reason === err && (err instanceof RequestTimeoutError || err.code === 'SHUTTING_DOWN');
+      answerError(req, res, socket, err, hangUp);
     } finally {
-      if (isUpload) uploadsInFlight -= 1;
+      if (holdsSlot) uploadsInFlight -= 1;
       if (bySocket.get(socket) === entry) bySocket.delete(socket);
       const finish = (): void => {
         res.off('close', onClose);
-        inFlight.delete(entry);
         const status = errorCode === 'CLIENT_ABORTED' ? 499 : res.statusCode;
-        const bytesIn = socket.bytesRead - readAtStart;
-        const bytesOut = socket.bytesWritten - writtenAtStart;
+        // Bytes since the previous request on this connection ended: this request's head and
+        // body, and this answer. (Counting from the start of this call would miss the head and
+        // whatever part of the body arrived with it.)
+        const before = counted.get(socket) ?? { read: 0, written: 0 };
+        const bytesIn = socket.bytesRead - before.read;
+        const bytesOut = socket.bytesWritten - before.written;
+        counted.set(socket, { read: socket.bytesRead, written: socket.bytesWritten });
         const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
         metrics.observeRequest({ route: route?.name ?? 'unknown', method: req.method ?? 'GET', status, durationSeconds, bytesIn, bytesOut });
         log.info('request', {
@@ -165,7 +219,10 @@ export function createApp(deps: AppDeps): App {
           durationMs: Math.round(durationSeconds * 1000),
           ...(errorCode === null ? {} : { error: errorCode }),
         });
-        resolveDone();
+        void handlerSettled.then(() => {
+          inFlight.delete(entry);
+          resolveDone();
+        });
       };
       if (res.writableFinished || res.destroyed) finish();
       else res.once('close', finish);
@@ -177,25 +234,33 @@ export function createApp(deps: AppDeps): App {
     server.close();
     server.closeIdleConnections();
     const all = (): Promise<unknown> => Promise.all([...inFlight].map((e) => e.done));
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      all().then(() => false),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs))),
-    ]);
-    clearTimeout(timer);
+    const timedOut = await waitAtMost(all(), graceMs);
     let aborted = 0;
     if (timedOut) {
       for (const e of inFlight) {
         aborted += 1;
         e.controller.abort(new ServiceUnavailableError('SHUTTING_DOWN', 'The server shut down before the transfer finished'));
       }
-      await Promise.race([all(), new Promise((r) => setTimeout(r, 5_000).unref())]);
+      // Most handlers settle at once; wait a little for any that must first notice the abort.
+      // Not unref'd: while it runs, this wait is what keeps a stopping process alive.
+      await waitAtMost(all(), ABORT_WAIT_MS);
     }
     server.closeAllConnections();
+    // Destroying the last connections ends the bodies that handlers still read from; give them
+    // a moment to remove their partial files before the caller exits the process.
+    await waitAtMost(all(), ABORT_WAIT_MS);
     return { aborted };
   }
 
   return { server, shutdown };
+}
+
+/** Resolves when `work` does or after `ms`, whichever comes first; true if the time ran out. */
+async function waitAtMost(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = await Promise.race([work.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), ms)))]);
+  clearTimeout(timer);
+  return timedOut;
 }
 
 /** Rejects as soon as the signal aborts, so a handler stuck on I/O is not waited for. */
@@ -217,21 +282,56 @@ function abortable(work: Promise<void>, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** Sends the JSON error if the answer has not started; otherwise breaks the response off. */
-function answerError(req: IncomingMessage, res: ServerResponse, err: SluiceError): void {
+/**
+ * Sends the JSON error if the answer has not started; otherwise breaks the response off.
+ * `hangUp`: with the body unfinished, close the connection once the answer is out instead of
+ * lingering for the rest of the body.
+ */
+function answerError(req: IncomingMessage, res: ServerResponse, socket: Socket, err: SluiceError, hangUp = false): void {
   if (res.headersSent || res.destroyed || err instanceof ClientAbortedError) {
     res.destroy();
     return;
   }
   if (hasUnreadBody(req)) {
-    // The rest of the body is unwanted: say so, and read what is already on its way (without
-    // storing it) so the client sees this answer rather than a reset.
+    // The rest of the body is unwanted: say so, read what is already on its way (without
+    // storing it), and close gently, so the client sees this answer rather than a reset.
     res.setHeader('connection', 'close');
     req.resume();
+    if (hangUp) {
+      // Destroying the request destroys its socket; 'finish' means the answer is in the kernel's
+      // hands, which still delivers it before the FIN.
+      res.once('finish', () => req.destroy());
+    } else {
+      lingerThenClose(socket);
+    }
   }
   // Headers that a handler set for a success (content-length, etag...) must not leak into the error.
   for (const name of res.getHeaderNames()) if (name !== 'x-request-id' && name !== 'connection') res.removeHeader(name);
   sendError(res, err);
+}
+
+/**
+ * Node's server ends a `Connection: close` answer with `socket.destroySoon()`: FIN, then close
+ * once the answer is flushed. If body bytes are still arriving then, closing makes the kernel
+ * reset the connection, and a client that is still sending (curl without Expect, fetch) fails
+ * with EPIPE/ECONNRESET instead of reading our 401/413. So for this socket, half-close instead
+ * and keep reading (the parser discards the body) until the client closes its side or LINGER_MS
+ * passes: nginx's lingering_close, for the same reason.
+ */
+function lingerThenClose(socket: Socket): void {
+  socket.destroySoon = (): void => {
+    if (socket.writable) socket.end();
+    // The client already closed its side: nothing left to drain.
+    if (socket.readableEnded || !socket.readable) return void socket.destroy();
+    const close = (): void => {
+      clearTimeout(timer);
+      socket.destroy();
+    };
+    // unref: a lingering client must not keep a stopping process alive.
+    const timer = setTimeout(close, LINGER_MS).unref();
+    socket.once('end', close);
+    socket.once('close', () => clearTimeout(timer));
+  };
 }
 
 function hasUnreadBody(req: IncomingMessage): boolean {
@@ -253,7 +353,7 @@ async function checkDeclaredLength(req: IncomingMessage, route: Route, deps: App
   if (declared > maxRequestBytes) {
     throw new LimitExceededError(
       multipart ? 'REQUEST_TOO_LARGE' : 'FILE_TOO_LARGE',
-      `The body (${declared} bytes) is over the limit of ${maxRequestBytes} bytes`,
+      `The body (${declared} bytes) is over ${multipart ? 'MAX_REQUEST_BYTES' : 'MAX_FILE_BYTES'} (${maxRequestBytes} bytes)`,
       maxRequestBytes,
     );
   }

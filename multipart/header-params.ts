@@ -53,7 +53,7 @@ export function parseParameterized(text: string): ParsedValue | null {
     i = skipSpace(text, i + 1);
     let value: string;
     if (text[i] === '"') {
-      // RFC 9110 5.6.4 quoted-string: a backslash escapes the next character.
+      // RFC 9110 5.6.4 quoted-string.
       const close = text.indexOf('"', i + 1);
       if (close === -1) return null;
       if (text.lastIndexOf('\\', close) <= i) {
@@ -71,7 +71,9 @@ export function parseParameterized(text: string): ParsedValue | null {
             i += 1;
             break;
           }
-          if (ch === '\\' && i + 1 < n) {
+          // Only `\"` and `\\` are taken as escapes: a lone backslash stays, because clients
+          // (old IE, Windows tools) send paths like `C:\Users\a.txt` unescaped, and meant them.
+          if (ch === '\\' && (text[i + 1] === '"' || text[i + 1] === '\\')) {
             out += text[i + 1];
             i += 2;
             continue;
