@@ -1,0 +1,122 @@
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
+import { BadGatewayError } from '../lib/errors.js';
+
+/** Our own read-ahead, on top of Node's 16 KiB in the IncomingMessage: one socket read. */
+const HIGH_WATER_MARK = 64 * 1024;
+
+/**
+ * An upstream response body as a Readable that ends only once the body is known to be whole,
+ * and otherwise errors with BadGatewayError (never a short body that looks complete):
+ *
+ * - fewer bytes than Content-Length, a chunked body without its last chunk, a reset: Node
+ *   destroys the response (`aborted`, ECONNRESET), which becomes UPSTREAM_BODY_BROKEN;
+ * - more bytes than Content-Length: Node ends the response after the declared length and then
+ *   reports the extra bytes as a parse error on the request (RFC 9112 6.3: they are not a
+ *   response of their own). So the last chunk is held back until the connection has closed
+ *   cleanly; a client that trusts the relayed Content-Length never sees a "complete" body that
+ *   we then learn was wrong.
+ *
+ * Backpressure: the response is paused whenever our buffer is full, and Node then stops reading
+ * the socket. Destroying this stream destroys the upstream request (and its connection).
+ */
+export class UpstreamBody extends Readable {
+  /** The Content-Length the origin declared, or null (chunked or close-delimited). */
+  readonly expectedLength: number | null;
+  private readonly request: ClientRequest;
+  private readonly response: IncomingMessage;
+  private received = 0;
+  private held: Buffer | null = null;
+  private upstreamEnded = false;
+
+  constructor(request: ClientRequest, response: IncomingMessage, signal?: AbortSignal) {
+    super({ highWaterMark: HIGH_WATER_MARK });
+    this.request = request;
+    this.response = response;
+    this.expectedLength = declaredLength(response);
+    // The body can break before anyone reads it (a small body and bytes past it arrive with the
+    // headers). The error is kept (`errored`) and pipeline() reports it to whoever consumes us;
+    // without this listener it would be an uncaught exception first.
+    this.on('error', () => {});
+    // Paused before the 'data' listener goes on, so nothing flows until someone reads us.
+    response.pause();
+    response.on('data', (chunk: Buffer) => this.onData(chunk));
+    response.once('end', () => this.onEnd());
+    response.once('error', (err: Error) => this.fail('UPSTREAM_BODY_BROKEN', 'The origin connection broke before the body ended', err));
+    response.once('close', () => {
+      if (!this.upstreamEnded) this.fail('UPSTREAM_BODY_BROKEN', 'The origin connection closed before the body ended');
+    });
+    // After the response has begun, request errors are the connection's: a reset, or a parse
+    // error (HPE_*), such as bytes after the end of the body.
+    request.on('error', (err: NodeJS.ErrnoException) => {
+      const parse = err.code?.startsWith('HPE_') === true;
+      this.fail('UPSTREAM_BODY_BROKEN', parse ? 'The origin sent a malformed body (more bytes than it declared?)' : 'The origin connection broke before the body ended', err);
+    });
+    if (signal !== undefined) {
+      // The client went away: drop the upstream at once, not at the next chunk.
+      const onAbort = (): void => void this.destroy(signal.reason instanceof Error ? signal.reason : undefined);
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.once('close', () => signal.removeEventListener('abort', onAbort));
+      }
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.destroyed) return;
+    this.received += chunk.length;
+    // Node's parser never hands over more than Content-Length; kept as a guard, not a path.
+    if (this.expectedLength !== null && this.received > this.expectedLength) {
+      return this.fail('UPSTREAM_BODY_TOO_LONG', `The origin sent more than the ${this.expectedLength} bytes it declared`);
+    }
+    const previous = this.held;
+    this.held = chunk;
+    if (previous !== null && !this.push(previous)) this.response.pause();
+  }
+
+  private onEnd(): void {
+    this.upstreamEnded = true;
+    // Node closes the connection after the response (the request is sent with agent: false, so
+    // `Connection: close`); bytes the origin sent past the body surface as a request error
+    // before the socket's 'close'. Only then is the body known to be whole.
+    const socket = this.request.socket;
+    if (socket === null || socket.destroyed) this.finish();
+    else socket.once('close', () => this.finish());
+  }
+
+  private finish(): void {
+    if (this.destroyed) return;
+    if (this.expectedLength !== null && this.received < this.expectedLength) {
+      return this.fail('UPSTREAM_BODY_BROKEN', `The origin sent ${this.received} of the ${this.expectedLength} bytes it declared`);
+    }
+    if (this.held !== null) this.push(this.held);
+    this.held = null;
+    this.push(null);
+  }
+
+  private fail(code: string, message: string, cause?: unknown): void {
+    if (this.destroyed) return;
+    this.destroy(new BadGatewayError(code, message, cause === undefined ? undefined : { cause }));
+  }
+
+  override _read(): void {
+    if (!this.upstreamEnded) this.response.resume();
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.held = null;
+    // Tears down the connection too; a no-op once the exchange has completed.
+    this.request.destroy();
+    callback(err);
+  }
+}
+
+/** RFC 9112 6.3: Content-Length frames the body only without Transfer-Encoding. */
+function declaredLength(response: IncomingMessage): number | null {
+  if (response.headers['transfer-encoding'] !== undefined) return null;
+  const text = response.headers['content-length'];
+  if (text === undefined || !/^\d+$/.test(text)) return null;
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : null;
+}
