@@ -17,6 +17,8 @@ export interface Route {
 }
 
 interface RouteEntry extends Route {
+  /** Methods that count as uploads when only some of the route's methods do (POST /fetch). */
+  readonly uploadMethods?: readonly string[];
   readonly match: (path: string) => boolean;
   readonly methods: Readonly<Record<string, Handler>>;
 }
@@ -35,7 +37,7 @@ const ROUTES: readonly RouteEntry[] = [
     match: (p) => p.startsWith('/files/') && p.length > '/files/'.length,
     methods: { GET: handleGetFile, HEAD: handleGetFile, DELETE: handleDeleteFile },
   },
-  { name: 'fetch', ...plain, match: (p) => p === '/fetch', methods: { GET: handleFetch, POST: handleFetchToStore } },
+  { name: 'fetch', ...plain, uploadMethods: ['POST'], match: (p) => p === '/fetch', methods: { GET: handleFetch, POST: handleFetchToStore } },
   { name: 'proxy', ...plain, upload: true, match: (p) => p === '/proxy', methods: { POST: handleProxy } },
 ];
 
@@ -49,5 +51,6 @@ export function routeRequest(method: string, path: string): RouteMatch {
   if (entry === undefined) return { kind: 'not-found', route: null };
   const handler = Object.hasOwn(entry.methods, method) ? entry.methods[method] : undefined;
   if (handler === undefined) return { kind: 'method', route: entry, allowed: Object.keys(entry.methods) };
-  return { kind: 'ok', route: entry, handler };
+  const route = entry.uploadMethods?.includes(method) ? { ...entry, upload: true } : entry;
+  return { kind: 'ok', route, handler };
 }
