@@ -16,11 +16,16 @@ export function isMultipartFormData(header: string | undefined): boolean {
  */
 export function boundaryFromContentType(header: string | undefined): string {
   const parsed = header === undefined ? null : parseParameterized(header);
-  if (parsed === null) throw new MalformedRequestError('BOUNDARY_MISSING', 'Content-Type has no boundary parameter');
+  if (parsed === null) {
+    if (header !== undefined && /;\s*boundary\s*=/i.test(header)) throw invalidBoundary();
+    throw new MalformedRequestError('BOUNDARY_MISSING', 'Content-Type has no boundary parameter');
+  }
   const boundary = parsed.params.boundary;
   if (boundary === undefined) throw new MalformedRequestError('BOUNDARY_MISSING', 'Content-Type has no boundary parameter');
-  if (!BCHARS.test(boundary)) {
-    throw new MalformedRequestError('BOUNDARY_INVALID', 'The multipart boundary must be 1 to 70 characters from the RFC 2046 set, not ending in a space');
-  }
+  if (!BCHARS.test(boundary)) throw invalidBoundary();
   return boundary;
+}
+
+function invalidBoundary(): MalformedRequestError {
+  return new MalformedRequestError('BOUNDARY_INVALID', 'The multipart boundary must be 1 to 70 characters from the RFC 2046 set, not ending in a space');
 }

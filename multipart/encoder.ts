@@ -14,10 +14,11 @@ export interface EncoderOptions {
 }
 
 /**
- * Events held on the writable side. Each `data` event is a slice of a socket read (up to 64 KiB),
- * so this bounds the encoder's input buffer to well under 1 MiB whatever the part sizes.
+ * Writes held on the writable side. Each is one event or one parser batch, and either holds at
+ * most one input chunk's worth of data (a socket read, up to 64 KiB), so this bounds the
+ * encoder's input buffer to a few hundred KiB whatever the part sizes.
  */
-const EVENTS_IN_FLIGHT = 8;
+const WRITES_IN_FLIGHT = 4;
 
 /** 24 random bytes = 192 bits = 32 base64url characters, all of them RFC 2046 bchars. */
 const BOUNDARY_RANDOM_BYTES = 24;
@@ -42,7 +43,8 @@ export function randomBoundary(): string {
 
 /**
  * Turns the parser's events (`part`, `data`*, `part-end`, ...) back into a multipart/form-data
- * body. The writable side takes `MultipartEvent` objects, the readable side gives bytes.
+ * body. The writable side takes `MultipartEvent` objects or arrays of them (the parser's
+ * batches, so `pipeline(parser, encoder, ...)` just works); the readable side gives bytes.
  *
  * Nothing is buffered here beyond the stream's own high-water marks: `data` buffers are pushed
  * as they came (no copy), and a full readable side holds back the next `_transform` call, which
@@ -56,7 +58,7 @@ export class MultipartEncoder extends Transform {
   #parts = 0;
 
   constructor(options: EncoderOptions = {}) {
-    super({ writableObjectMode: true, readableObjectMode: false, writableHighWaterMark: EVENTS_IN_FLIGHT });
+    super({ writableObjectMode: true, readableObjectMode: false, writableHighWaterMark: WRITES_IN_FLIGHT });
     const boundary = options.boundary ?? randomBoundary();
     if (!VALID_BOUNDARY.test(boundary)) {
       throw new MultipartEncodeError('MULTIPART_ENCODE_HEADER', `Invalid multipart boundary ${JSON.stringify(boundary)} (RFC 2046 5.1.1)`);
@@ -70,42 +72,53 @@ export class MultipartEncoder extends Transform {
     return this.#parts;
   }
 
-  override _transform(event: MultipartEvent, _encoding: BufferEncoding, callback: TransformCallback): void {
+  override _transform(chunk: MultipartEvent | readonly MultipartEvent[], _encoding: BufferEncoding, callback: TransformCallback): void {
+    // The parser hands its events over in arrays, one per input chunk; single events work too.
+    if (!Array.isArray(chunk)) return callback(this.#encode(chunk as MultipartEvent));
+    for (const event of chunk as readonly MultipartEvent[]) {
+      const err = this.#encode(event);
+      if (err !== null) return callback(err);
+    }
+    callback();
+  }
+
+  /** Pushes the bytes of one event; returns the error instead when the event does not fit here. */
+  #encode(event: MultipartEvent): MultipartEncodeError | null {
     switch (event?.type) {
       case 'part': {
-        if (this.#inPart) return callback(orderError('a part started before the previous one ended'));
+        if (this.#inPart) return orderError('a part started before the previous one ended');
         let header: string;
         try {
           header = formatFormDataPartHeader(event.part);
         } catch (err) {
-          return callback(err as Error);
+          return err as MultipartEncodeError;
         }
         // RFC 2046 5.1.1: the delimiter must not occur inside an encapsulated part. Names are
         // escaped so that no header line can start with it; this check makes that certain even
         // for a caller-chosen boundary.
         if (header.includes(`--${this.boundary}`)) {
-          return callback(new MultipartEncodeError('MULTIPART_ENCODE_HEADER', 'A part header contains the multipart boundary'));
+          return new MultipartEncodeError('MULTIPART_ENCODE_HEADER', 'A part header contains the multipart boundary');
         }
         this.#inPart = true;
         this.#parts += 1;
         // RFC 2046 5.1.1: dash-boundary CRLF, then the part's headers and the empty line.
         this.push(Buffer.from(`--${this.boundary}\r\n${header}`, 'utf8'));
-        return callback();
+        return null;
       }
       case 'data':
-        if (!this.#inPart) return callback(orderError('data came before any part started'));
-        if (!Buffer.isBuffer(event.data)) return callback(orderError('a data event carried no Buffer'));
+        if (!this.#inPart) return orderError('data came before any part started');
+        if (!Buffer.isBuffer(event.data)) return orderError('a data event carried no Buffer');
         // A zero-length push would be a no-op at best; skip it.
         if (event.data.length > 0) this.push(event.data);
-        return callback();
+        return null;
       case 'part-end':
-        if (!this.#inPart) return callback(orderError('part-end came without a part'));
+        if (!this.#inPart) return orderError('part-end came without a part');
         this.#inPart = false;
         // RFC 2046 5.1.1: the CRLF before the next "--boundary" belongs to the delimiter, not the data.
         this.push(CRLF);
-        return callback();
+        return null;
       default:
-        return callback(orderError(`unknown event ${JSON.stringify((event as { type?: unknown } | null)?.type)}`));
+        return orderError(`unknown event ${JSON.stringify((event as { type?: unknown } | null)?.type)}`);
     }
   }
 

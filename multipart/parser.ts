@@ -22,9 +22,8 @@ export interface ParserOptions {
 const DEFAULT_MAX_PART_HEADER_BYTES = 16 * 1024; // Node's default max HTTP header size
 const DEFAULT_MAX_HEADER_LINES = 32;
 const DEFAULT_MAX_FIELD_BYTES = 1024 * 1024;
-/** Bytes of preamble (before the first delimiter) and of epilogue (after the last) we skip. */
+/** Bytes of preamble we skip looking for the first delimiter, so a non-multipart body fails fast. */
 const MAX_PREAMBLE_BYTES = 64 * 1024;
-const MAX_EPILOGUE_BYTES = 64 * 1024;
 /** RFC 2046 5.1.1 transport padding after a delimiter; real clients send none. */
 const MAX_PADDING_BYTES = 256;
 
@@ -68,9 +67,12 @@ export class MultipartParser extends Transform {
    */
   private carry: Buffer | null = Buffer.from('\r\n');
   private partOpen = false;
+  /** Just after a header block, where a delimiter may follow without a CRLF of its own. */
+  private bodyStart = false;
+  private failure: Error | null = null;
   private partIsFile = false;
   private partBytes = 0;
-  private skipped = 0;
+  private preambleBytes = 0;
   private readonly counts: PartCounts = { parts: 0, files: 0, fields: 0 };
   /** Events found in the current chunk, pushed together when the chunk is done. */
   private batch: MultipartEvent[] = [];
@@ -92,11 +94,14 @@ export class MultipartParser extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    // Once failed, stay failed: Node may still hand over chunks it had buffered.
+    if (this.failure !== null) return callback(this.failure);
     try {
       this.scan(chunk);
     } catch (err) {
       this.batch = [];
-      callback(err as Error);
+      this.failure = err as Error;
+      callback(this.failure);
       return;
     }
     this.flushBatch();
@@ -112,6 +117,7 @@ export class MultipartParser extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
+    if (this.failure !== null) return callback(this.failure);
     if (this.state === EPILOGUE) return callback();
     if (this.state === PREAMBLE && this.counts.parts === 0) {
       return callback(new MalformedRequestError('MULTIPART_NO_DELIMITER', 'The body contains no multipart delimiter for the declared boundary'));
@@ -139,17 +145,39 @@ export class MultipartParser extends Transform {
           break;
         }
         case BODY:
+          pos = this.bodyStart ? this.scanBodyStart(buf, pos) : this.scanData(buf, pos);
+          break;
         case PREAMBLE:
           pos = this.scanData(buf, pos);
           break;
-        default: // EPILOGUE: RFC 2046 5.1.1, ignored
-          this.skipped += len - pos;
-          if (this.skipped > MAX_EPILOGUE_BYTES) {
-            throw new MalformedRequestError('MULTIPART_MALFORMED', `More than ${MAX_EPILOGUE_BYTES} bytes after the closing delimiter`);
-          }
+        default:
+          // EPILOGUE: RFC 2046 5.1.1, ignored (and not kept).
           return;
       }
     }
+  }
+
+  /**
+   * Right after a header block: `headers CRLF CRLF --boundary` is a part without a body,
+   * the blank line's CRLF being the delimiter's own (RFC 2046 5.1.1: a body-part is
+   * `MIME-part-headers [CRLF *OCTET]`). Decides that case, then scans data as usual.
+   */
+  private scanBodyStart(buf: Buffer, pos: number): number {
+    const dashBoundaryLength = this.needle.length - 2;
+    const available = buf.length - pos;
+    const n = Math.min(available, dashBoundaryLength);
+    if (buf.compare(this.needle, 2, 2 + n, pos, pos + n) !== 0) {
+      this.bodyStart = false;
+      return this.scanData(buf, pos);
+    }
+    const after = n < dashBoundaryLength ? TAIL_NEED_MORE : delimiterTail(buf, pos + dashBoundaryLength);
+    if (after === TAIL_NEED_MORE) {
+      this.carry = buf.subarray(pos);
+      return buf.length;
+    }
+    this.bodyStart = false;
+    if (after === TAIL_NOT_DELIMITER) return this.scanData(buf, pos);
+    return this.onDelimiter(buf, after);
   }
 
   /** Scans part data (or preamble) from `pos`; returns where to go on, `buf.length` when done. */
@@ -177,28 +205,32 @@ export class MultipartParser extends Transform {
         this.carry = buf.subarray(at);
         return len;
       }
-      this.closePart();
-      if (after === TAIL_CLOSE) {
-        // RFC 2046 5.1.1: whatever follows the close delimiter is epilogue, ignored.
-        this.state = EPILOGUE;
-        this.skipped = len - (at + needle.length + 2);
-        return len;
-      }
-      this.counts.parts += 1;
-      if (this.counts.parts > this.limits.maxParts) {
-        throw new LimitExceededError('TOO_MANY_PARTS', `More than ${this.limits.maxParts} parts`, this.limits.maxParts);
-      }
-      this.headerParser.reset();
-      this.state = HEADERS;
-      return after;
+      return this.onDelimiter(buf, after);
     }
+  }
+
+  /** A delimiter (or the close delimiter) ended the current part; returns where to go on. */
+  private onDelimiter(buf: Buffer, after: number): number {
+    this.closePart();
+    if (after === TAIL_CLOSE) {
+      // RFC 2046 5.1.1: whatever follows the close delimiter is epilogue, ignored.
+      this.state = EPILOGUE;
+      return buf.length;
+    }
+    this.counts.parts += 1;
+    if (this.counts.parts > this.limits.maxParts) {
+      throw new LimitExceededError('TOO_MANY_PARTS', `More than ${this.limits.maxParts} parts`, this.limits.maxParts);
+    }
+    this.headerParser.reset();
+    this.state = HEADERS;
+    return after;
   }
 
   private emitData(buf: Buffer, start: number, end: number): void {
     if (end <= start) return;
     if (this.state === PREAMBLE) {
-      this.skipped += end - start;
-      if (this.skipped > MAX_PREAMBLE_BYTES) {
+      this.preambleBytes += end - start;
+      if (this.preambleBytes > MAX_PREAMBLE_BYTES) {
         throw new MalformedRequestError('MULTIPART_NO_DELIMITER', `No multipart delimiter in the first ${MAX_PREAMBLE_BYTES} bytes of the body`);
       }
       return;
@@ -220,6 +252,7 @@ export class MultipartParser extends Transform {
     this.partIsFile = part.filename !== null;
     this.partBytes = 0;
     this.state = BODY;
+    this.bodyStart = true;
     this.batch.push({ type: 'part', part });
   }
 
@@ -247,9 +280,16 @@ function delimiterTail(buf: Buffer, i: number): number {
     if (p - i > MAX_PADDING_BYTES) throw new MalformedRequestError('MULTIPART_MALFORMED', 'Transport padding after a delimiter is too long');
   }
   if (p >= len) return TAIL_NEED_MORE;
-  if (buf[p] !== CR) return TAIL_NOT_DELIMITER;
+  // After padding the boundary line is a delimiter line, so anything but CRLF is malformed.
+  const padded = p > i;
+  if (buf[p] !== CR) return padded ? malformedDelimiterLine() : TAIL_NOT_DELIMITER;
   if (p + 1 >= len) return TAIL_NEED_MORE;
-  return buf[p + 1] === LF ? p + 2 : TAIL_NOT_DELIMITER;
+  if (buf[p + 1] === LF) return p + 2;
+  return padded ? malformedDelimiterLine() : TAIL_NOT_DELIMITER;
+}
+
+function malformedDelimiterLine(): never {
+  throw new MalformedRequestError('MULTIPART_MALFORMED', 'A delimiter line has something other than transport padding after the boundary');
 }
 
 /**

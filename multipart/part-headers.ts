@@ -140,6 +140,9 @@ export class PartHeaderParser {
           this.state = DONE;
           this.bytes += i + 1 - start;
           return i + 1;
+        default:
+          // DONE: only reset() starts another block. Never spin here.
+          throw new Error('PartHeaderParser.push() after the block ended');
       }
     }
     this.bytes += i - start;
