@@ -29,7 +29,9 @@ export function dispositionFilename(disposition: Disposition): string | null {
 
 export function lastPathSegment(name: string): string {
   const cut = Math.max(name.lastIndexOf('/'), name.lastIndexOf('\\'));
-  return cut === -1 ? name : name.slice(cut + 1);
+  const segment = cut === -1 ? name : name.slice(cut + 1);
+  // `.` and `..` name directories, not files (busboy drops them too).
+  return segment === '.' || segment === '..' ? '' : segment;
 }
 
 /** RFC 8187 3.2.1 attr-char: what may stand unencoded in an ext-value. */
