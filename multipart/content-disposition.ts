@@ -19,12 +19,22 @@ export function parseContentDisposition(text: string): Disposition | null {
  * split on both `/` and `\` (old browsers sent full paths, RFC 7578 4.2 says to drop them).
  * `null` when there is no filename parameter at all; `''` for `filename=""`.
  */
-export function dispositionFilename(disposition: Disposition): string | null {
+export function dispositionFilename(disposition: Disposition, options: { formData?: boolean } = {}): string | null {
   const ext = disposition.params['filename*'];
   const extDecoded = ext === undefined ? null : decodeExtValue(ext);
-  const raw = extDecoded ?? disposition.params.filename;
-  if (raw === undefined) return ext === undefined ? null : '';
-  return lastPathSegment(raw);
+  if (extDecoded !== null) return lastPathSegment(extDecoded);
+  const plain = disposition.params.filename;
+  if (plain === undefined) return ext === undefined ? null : '';
+  return lastPathSegment(options.formData === true ? decodeFormDataEscapes(plain) : plain);
+}
+
+/**
+ * Undoes what the HTML standard's multipart/form-data encoding does to names and filenames:
+ * `"` sent as `%22`, CR as `%0D`, LF as `%0A` (and nothing else, `%` itself is not escaped), as
+ * the WHATWG parser (`Response#formData`) reads them back.
+ */
+export function decodeFormDataEscapes(text: string): string {
+  return text.indexOf('%') === -1 ? text : text.replace(/%(22|0[Dd]|0[Aa])/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 }
 
 export function lastPathSegment(name: string): string {

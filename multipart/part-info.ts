@@ -1,5 +1,5 @@
 import { LimitExceededError, MalformedRequestError } from '../lib/errors.js';
-import { dispositionFilename, parseContentDisposition } from './content-disposition.js';
+import { decodeFormDataEscapes, dispositionFilename, parseContentDisposition } from './content-disposition.js';
 import type { PartInfo } from './events.js';
 
 export interface PartCounts {
@@ -25,9 +25,10 @@ export function buildPartInfo(headers: Record<string, string>, counts: PartCount
   if (disposition.type !== 'form-data') {
     throw new MalformedRequestError('CONTENT_DISPOSITION_MALFORMED', `A part's Content-Disposition is "${disposition.type}", not form-data`);
   }
-  const name = disposition.params.name;
-  if (name === undefined) throw new MalformedRequestError('CONTENT_DISPOSITION_MALFORMED', 'A part has no name parameter');
-  const filename = dispositionFilename(disposition);
+  const rawName = disposition.params.name;
+  if (rawName === undefined) throw new MalformedRequestError('CONTENT_DISPOSITION_MALFORMED', 'A part has no name parameter');
+  const name = decodeFormDataEscapes(rawName);
+  const filename = dispositionFilename(disposition, { formData: true });
   if (filename !== null) {
     counts.files += 1;
     if (counts.files > limits.maxFiles) throw new LimitExceededError('TOO_MANY_FILES', `More than ${limits.maxFiles} files`, limits.maxFiles);
