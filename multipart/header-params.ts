@@ -33,26 +33,25 @@ export interface ParsedValue {
  * A repeated parameter keeps its last value (as werkzeug and browsers' own parsers do).
  */
 export function parseParameterized(text: string): ParsedValue | null {
+  const n = text.length;
   const semi = text.indexOf(';');
   const head = (semi === -1 ? text : text.slice(0, semi)).trim().toLowerCase();
   const params: Record<string, string> = Object.create(null) as Record<string, string>;
-  let i = semi === -1 ? text.length : semi;
-  const n = text.length;
+  let i = semi === -1 ? n : semi;
   while (i < n) {
     // at a ';'
-    i += 1;
-    i = skipSpace(text, i);
+    i = skipSpace(text, i + 1);
     if (i >= n) break; // a trailing ';' is tolerated
-    if (text[i] === ';') continue; // so is an empty parameter
+    if (text.charCodeAt(i) === SEMI) continue; // so is an empty parameter
     const nameStart = i;
-    while (i < n && text[i] !== '=' && text[i] !== ';' && text[i] !== ' ' && text[i] !== '\t') i += 1;
+    for (let c = text.charCodeAt(i); c < 128 && TOKEN_CHAR[c] === 1; c = text.charCodeAt(++i));
+    if (i === nameStart) return null;
     const name = text.slice(nameStart, i).toLowerCase();
-    if (!isToken(name)) return null;
     i = skipSpace(text, i);
-    if (text[i] !== '=') return null;
+    if (text.charCodeAt(i) !== EQUALS) return null;
     i = skipSpace(text, i + 1);
     let value: string;
-    if (text[i] === '"') {
+    if (text.charCodeAt(i) === QUOTE) {
       // RFC 9110 5.6.4 quoted-string.
       const close = text.indexOf('"', i + 1);
       if (close === -1) return null;
@@ -61,44 +60,53 @@ export function parseParameterized(text: string): ParsedValue | null {
         value = text.slice(i + 1, close);
         i = close + 1;
       } else {
-        let out = '';
-        let closed = false;
-        i += 1;
-        while (i < n) {
-          const ch = text[i] as string;
-          if (ch === '"') {
-            closed = true;
-            i += 1;
-            break;
-          }
-          // Only `\"` and `\\` are taken as escapes: a lone backslash stays, because clients
-          // (old IE, Windows tools) send paths like `C:\Users\a.txt` unescaped, and meant them.
-          if (ch === '\\' && (text[i + 1] === '"' || text[i + 1] === '\\')) {
-            out += text[i + 1];
-            i += 2;
-            continue;
-          }
-          out += ch;
-          i += 1;
-        }
-        if (!closed) return null;
-        value = out;
+        const unquoted = unquote(text, i + 1);
+        if (unquoted === null) return null;
+        [value, i] = unquoted;
       }
     } else {
       const valueStart = i;
-      while (i < n && text[i] !== ';' && text[i] !== ' ' && text[i] !== '\t' && text[i] !== '"') i += 1;
+      for (let c = text.charCodeAt(i); i < n && c !== SEMI && c !== SP && c !== HTAB && c !== QUOTE; c = text.charCodeAt(++i));
+      if (i === valueStart) return null;
       value = text.slice(valueStart, i);
-      if (value === '') return null;
     }
     i = skipSpace(text, i);
-    if (i < n && text[i] !== ';') return null;
+    if (i < n && text.charCodeAt(i) !== SEMI) return null;
     params[name] = value;
   }
   return { value: head, params };
 }
 
+/** The rest of a quoted-string that holds backslashes, from just after its opening quote. */
+function unquote(text: string, from: number): [string, number] | null {
+  let out = '';
+  let runStart = from;
+  for (let i = from; i < text.length; i += 1) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) return [out + text.slice(runStart, i), i + 1];
+    // Only `\"` and `\\` are taken as escapes: a lone backslash stays, because clients
+    // (old IE, Windows tools) send paths like `C:\Users\a.txt` unescaped, and meant them.
+    if (c === BACKSLASH) {
+      const next = text.charCodeAt(i + 1);
+      if (next === QUOTE || next === BACKSLASH) {
+        out += text.slice(runStart, i);
+        runStart = i + 1;
+        i += 1;
+      }
+    }
+  }
+  return null;
+}
+
+const SEMI = 0x3b;
+const EQUALS = 0x3d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const SP = 0x20;
+const HTAB = 0x09;
+
 function skipSpace(text: string, i: number): number {
-  while (i < text.length && (text[i] === ' ' || text[i] === '\t')) i += 1;
+  for (let c = text.charCodeAt(i); c === SP || c === HTAB; c = text.charCodeAt(++i));
   return i;
 }
 

@@ -38,6 +38,9 @@ const HEADERS = 1;
 const BODY = 2;
 const EPILOGUE = 3;
 
+/** Every part ends with the same (frozen) event: one allocation fewer per part. */
+const PART_END: MultipartEvent = Object.freeze({ type: 'part-end' });
+
 /** What follows a candidate delimiter. */
 const TAIL_NEED_MORE = -1;
 const TAIL_NOT_DELIMITER = -2;
@@ -61,14 +64,15 @@ export class MultipartParser extends Transform {
   private readonly headerParser: PartHeaderParser;
   private readonly limits: Required<Omit<ParserOptions, 'boundary'>>;
   private state = PREAMBLE;
-  /**
-   * Undecided bytes from the end of the previous chunk, re-scanned in front of the next one.
-   * It starts as a virtual CRLF so that a body opening with `--boundary` (no preamble) matches.
-   */
-  private carry: Buffer | null = Buffer.from('\r\n');
+  /** Undecided bytes from the end of the previous chunk, re-scanned in front of the next one. */
+  private carry: Buffer | null = null;
   private partOpen = false;
-  /** Just after a header block, where a delimiter may follow without a CRLF of its own. */
-  private bodyStart = false;
+  /**
+   * At the very start of the body and just after a header block, where a delimiter may stand
+   * without a CRLF of its own (RFC 2046 5.1.1: the first one may open the body; a body-part is
+   * `MIME-part-headers [CRLF *OCTET]`, so the blank line's CRLF can be the delimiter's).
+   */
+  private bareDelimiterAllowed = true;
   private failure: Error | null = null;
   private partIsFile = false;
   private partBytes = 0;
@@ -129,7 +133,7 @@ export class MultipartParser extends Transform {
     let buf = chunk;
     if (this.carry !== null) {
       // Rare on real data (the chunk must end inside a possible delimiter), and small: the carry
-      // is at most a delimiter plus padding, or the virtual CRLF before the first chunk.
+      // is at most a delimiter plus padding.
       buf = Buffer.concat([this.carry, chunk]);
       this.carry = null;
     }
@@ -145,10 +149,8 @@ export class MultipartParser extends Transform {
           break;
         }
         case BODY:
-          pos = this.bodyStart ? this.scanBodyStart(buf, pos) : this.scanData(buf, pos);
-          break;
         case PREAMBLE:
-          pos = this.scanData(buf, pos);
+          pos = this.bareDelimiterAllowed ? this.scanBareDelimiter(buf, pos) : this.scanData(buf, pos);
           break;
         default:
           // EPILOGUE: RFC 2046 5.1.1, ignored (and not kept).
@@ -157,17 +159,13 @@ export class MultipartParser extends Transform {
     }
   }
 
-  /**
-   * Right after a header block: `headers CRLF CRLF --boundary` is a part without a body,
-   * the blank line's CRLF being the delimiter's own (RFC 2046 5.1.1: a body-part is
-   * `MIME-part-headers [CRLF *OCTET]`). Decides that case, then scans data as usual.
-   */
-  private scanBodyStart(buf: Buffer, pos: number): number {
+  /** Decides whether `--boundary` stands right at `pos` (see bareDelimiterAllowed), then scans on. */
+  private scanBareDelimiter(buf: Buffer, pos: number): number {
     const dashBoundaryLength = this.needle.length - 2;
     const available = buf.length - pos;
     const n = Math.min(available, dashBoundaryLength);
     if (buf.compare(this.needle, 2, 2 + n, pos, pos + n) !== 0) {
-      this.bodyStart = false;
+      this.bareDelimiterAllowed = false;
       return this.scanData(buf, pos);
     }
     const after = n < dashBoundaryLength ? TAIL_NEED_MORE : delimiterTail(buf, pos + dashBoundaryLength);
@@ -175,7 +173,7 @@ export class MultipartParser extends Transform {
       this.carry = buf.subarray(pos);
       return buf.length;
     }
-    this.bodyStart = false;
+    this.bareDelimiterAllowed = false;
     if (after === TAIL_NOT_DELIMITER) return this.scanData(buf, pos);
     return this.onDelimiter(buf, after);
   }
@@ -252,14 +250,14 @@ export class MultipartParser extends Transform {
     this.partIsFile = part.filename !== null;
     this.partBytes = 0;
     this.state = BODY;
-    this.bodyStart = true;
+    this.bareDelimiterAllowed = true;
     this.batch.push({ type: 'part', part });
   }
 
   private closePart(): void {
     if (!this.partOpen) return;
     this.partOpen = false;
-    this.batch.push({ type: 'part-end' });
+    this.batch.push(PART_END);
   }
 }
 
