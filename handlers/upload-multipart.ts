@@ -29,12 +29,19 @@ export async function receiveMultipart(ctx: RequestContext, boundary: string): P
   const finishing: Array<Promise<void>> = [];
   const fields: Array<{ name: string; value: string }> = [];
   let fieldBytesTotal = 0;
+  /**
+   * Set once the request failed. The pipeline rejects as soon as any stage fails, while
+   * `consume` may still hold a batch of events; it must not open another file for it.
+   */
+  let failed = false;
+  let consuming: Promise<void> = Promise.resolve();
 
   async function consume(batches: AsyncIterable<MultipartEvent[]>): Promise<void> {
     let part: PartInfo | null = null;
     let writer: FileWriter | null = null;
     let fieldChunks: Buffer[] = [];
     for await (const batch of batches) for (const event of batch) {
+      if (failed) return;
       switch (event.type) {
         case 'part':
           part = event.part;
@@ -72,6 +79,7 @@ export async function receiveMultipart(ctx: RequestContext, boundary: string): P
   }
 
   function openWriter(part: PartInfo): FileWriter {
+    if (failed) throw new Error('upload already failed');
     const writer = store.createWriter(
       { field: part.name, filename: part.filename === '' ? null : part.filename, contentType: part.contentType ?? 'application/octet-stream' },
       { maxBytes: config.maxFileBytes },
@@ -81,12 +89,18 @@ export async function receiveMultipart(ctx: RequestContext, boundary: string): P
   }
 
   try {
-    await pipeline(requestBody(req), new MultipartParser(parserOptions(config, boundary)), consume, { signal: ctx.signal });
+    const run = (batches: AsyncIterable<MultipartEvent[]>): Promise<void> => (consuming = consume(batches));
+    await pipeline(requestBody(req), new MultipartParser(parserOptions(config, boundary)), run, { signal: ctx.signal });
     await Promise.all(finishing);
     const files: FileRecord[] = [];
     for (const writer of writers) files.push(await writer.commit());
     return { files, fields };
   } catch (err) {
+    failed = true;
+    // Aborting destroys the writers, which wakes a `consume` waiting on one of them; once it
+    // has returned no writer can appear any more, and a second pass catches any it opened.
+    await Promise.all(writers.map((w) => w.abort()));
+    await consuming.catch(() => {});
     await Promise.all(writers.map((w) => w.abort()));
     // Every finish promise has settled (the writers are destroyed); keep none unhandled.
     await Promise.allSettled(finishing);

@@ -23,9 +23,14 @@ export interface FormDataPartHeader {
 /** A file part without a type of its own is sent as opaque bytes (RFC 7578 4.4, and what browsers send). */
 export const DEFAULT_FILE_CONTENT_TYPE = 'application/octet-stream';
 
-/** `"`, CR and LF, each replaced by its percent form; nothing else is touched (HTML standard, see above). */
-const ESCAPED = /["\r\n]/g;
-const ESCAPES: Readonly<Record<string, string>> = { '"': '%22', '\r': '%0D', '\n': '%0A' };
+/**
+ * `"`, CR and LF, each replaced by its percent form (HTML standard, see above). Other control
+ * bytes (NUL, ESC, DEL...), which a browser cannot put in a name but `filename*` can, get their
+ * percent form too: a raw one would be a malformed header line (RFC 9110 5.5) that careful
+ * parsers, ours included, refuse.
+ */
+const ESCAPED = /["\x00-\x08\x0a-\x1f\x7f]/g;
+const escapeChar = (c: string): string => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`;
 
 /**
  * A header value may hold VCHAR, obs-text, SP and HTAB (RFC 9110 5.5); any other control byte,
@@ -36,7 +41,7 @@ const FORBIDDEN_IN_FIELD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 /** Escapes a name or filename for the inside of the quoted string (HTML standard). */
 export function escapeFormDataParameter(value: string): string {
-  return value.replace(ESCAPED, (c) => ESCAPES[c] as string);
+  return value.replace(ESCAPED, escapeChar);
 }
 
 /**

@@ -216,10 +216,11 @@ describe('form-data part header (HTML standard encoding)', () => {
     test(h.what, () => assert.equal(formatFormDataPartHeader(h.part), h.header));
   }
 
-  test('escapeFormDataParameter escapes exactly three characters', () => {
+  test('escapeFormDataParameter escapes `"`, CR and LF (HTML standard) and the other control bytes, nothing else', () => {
     for (let c = 0; c < 0x80; c += 1) {
       const ch = String.fromCharCode(c);
-      const want = ch === '"' ? '%22' : ch === '\r' ? '%0D' : ch === '\n' ? '%0A' : ch;
+      const control = (c < 0x20 && c !== 0x09) || c === 0x7f; // HTAB may stand in a header value
+      const want = ch === '"' || control ? `%${c.toString(16).toUpperCase().padStart(2, '0')}` : ch;
       assert.equal(escapeFormDataParameter(ch), want, `char ${c}`);
     }
   });
