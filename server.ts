@@ -31,17 +31,13 @@ async function main(): Promise<void> {
   await store.open();
   const app = createApp({ config, store, log, metrics: createMetrics() });
 
-  await new Promise<void>((resolve, reject) => {
-    app.server.once('error', reject);
-    app.server.listen(config.port, config.host, () => resolve());
-  });
-  const address = app.server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : config.port;
-  log.info('listening', { url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`, pid: process.pid, config: describeConfig(config) });
-
+  // Signal handlers go in before the "listening" line: whoever reads that line (systemd, a test,
+  // a supervisor) may signal at once, and without a handler SIGTERM kills the process outright.
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
+      // An operator who signals twice wants out now. Partial files left behind are swept by the
+      // store at the next start.
       log.warn('second signal, exiting now', { signal });
       process.exit(1);
     }
@@ -61,6 +57,14 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+
+  await new Promise<void>((resolve, reject) => {
+    app.server.once('error', reject);
+    app.server.listen(config.port, config.host, () => resolve());
+  });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  log.info('listening', { url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`, pid: process.pid, config: describeConfig(config) });
 }
 
 main().catch((err: unknown) => {

@@ -51,6 +51,9 @@ const SANE_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
  */
 const LINGER_MS = 5_000;
 
+/** Idle keep-alive connections; see createServer's options below. */
+const KEEP_ALIVE_MS = 65_000;
+
 /** How long shutdown waits, after aborting, for handlers to finish removing their files. */
 const ABORT_WAIT_MS = 5_000;
 
@@ -76,7 +79,10 @@ export function createApp(deps: AppDeps): App {
       // timeout below (server.timeout) is what stops stalled clients instead.
       requestTimeout: 0,
       headersTimeout: config.headersTimeoutMs,
-      keepAliveTimeout: 5_000,
+      // An idle keep-alive connection is kept this long. Behind a load balancer it must outlast
+      // the balancer's own idle timeout (AWS ALB: 60 s), or the balancer reuses a connection we
+      // are closing and its client gets a 502. nginx keeps 75 s; Node's 5 s is too short for that.
+      keepAliveTimeout: KEEP_ALIVE_MS,
       // Check headersTimeout every second, not every 30 s, so slow-header clients are cut on time.
       connectionsCheckingInterval: 1_000,
     },
@@ -84,7 +90,11 @@ export function createApp(deps: AppDeps): App {
   );
   // Expect: 100-continue: answer 401/413/503 before the client sends the body.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void handle(req, res, true));
-  server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    if (hasUnreadBody(req)) {
+      req.resume();
+      lingerThenClose(req.socket);
+    }
     res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', connection: 'close' });
     res.end(`${JSON.stringify({ error: { code: 'EXPECTATION_FAILED', message: 'Only 100-continue is supported' } })}\n`);
   });

@@ -10,7 +10,7 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-export function createLogger(level: LogLevel, write: (line: string) => void = (l) => process.stdout.write(l)): Logger {
+export function createLogger(level: LogLevel, write: (line: string) => void = stdoutWriter()): Logger {
   const min = RANK[level];
   const emit = (lvl: Exclude<LogLevel, 'silent'>, msg: string, fields?: Record<string, unknown>): void => {
     if (RANK[lvl] < min) return;
@@ -21,6 +21,26 @@ export function createLogger(level: LogLevel, write: (line: string) => void = (l
     info: (m, f) => emit('info', m, f),
     warn: (m, f) => emit('warn', m, f),
     error: (m, f) => emit('error', m, f),
+  };
+}
+
+let stdoutBroken = false;
+let stdoutGuarded = false;
+
+/**
+ * The default sink. A broken stdout (EPIPE: its reader, journald or a `| head`, went away) must
+ * not take the server and its uploads down, which is what Node does with an 'error' event that
+ * nobody listens to. Lines written after that are dropped.
+ */
+function stdoutWriter(): (line: string) => void {
+  if (!stdoutGuarded) {
+    stdoutGuarded = true;
+    process.stdout.on('error', () => {
+      stdoutBroken = true;
+    });
+  }
+  return (line) => {
+    if (!stdoutBroken) process.stdout.write(line);
   };
 }
 
