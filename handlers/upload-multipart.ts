@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { finished, pipeline } from 'node:stream/promises';
 import type { RequestContext } from '../lib/context.js';
 import { LimitExceededError } from '../lib/errors.js';
@@ -67,7 +66,9 @@ export async function receiveMultipart(ctx: RequestContext, boundary: string): P
             fields.push({ name: part.name, value: utf8.decode(Buffer.concat(fieldChunks)) });
           } else if (writer !== null) {
             writer.end();
-            finishing.push(finished(writer));
+            const finish = finished(writer);
+            finish.catch(() => {}); // awaited below; a failure meanwhile must not be an unhandled rejection
+            finishing.push(finish);
             if (finishing.length >= MAX_FINISHING) await finishing.shift();
           }
           part = null;
@@ -84,6 +85,10 @@ export async function receiveMultipart(ctx: RequestContext, boundary: string): P
       { field: part.name, filename: part.filename === '' ? null : part.filename, contentType: part.contentType ?? 'application/octet-stream' },
       { maxBytes: config.maxFileBytes },
     );
+    // A write error (ENOSPC) may come while nobody waits on this writer: keep it from being
+    // an uncaught 'error' event. It stays in `writer.errored`, and the next write, the drain
+    // wait or the finish wait rejects with it.
+    writer.on('error', () => {});
     writers.push(writer);
     return writer;
   }
@@ -108,17 +113,22 @@ export async function receiveMultipart(ctx: RequestContext, boundary: string): P
   }
 }
 
-/** Waits for 'drain', or rejects if the writer fails or closes first. */
-async function drained(writer: FileWriter): Promise<void> {
-  const ac = new AbortController();
-  try {
-    await Promise.race([
-      once(writer, 'drain', { signal: ac.signal }),
-      once(writer, 'close', { signal: ac.signal }).then(() => {
-        throw writer.errored ?? new Error('file writer closed');
-      }),
-    ]);
-  } finally {
-    ac.abort();
-  }
+/** Waits for 'drain', or rejects if the writer fails or closes first. Plain listeners: this runs per chunk. */
+function drained(writer: FileWriter): Promise<void> {
+  if (writer.destroyed) return Promise.reject(writer.errored ?? new Error('file writer closed'));
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error): void => {
+      writer.off('drain', onDrain);
+      writer.off('error', onError);
+      writer.off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = (): void => done();
+    const onError = (err: Error): void => done(err);
+    const onClose = (): void => done(writer.errored ?? new Error('file writer closed'));
+    writer.on('drain', onDrain);
+    writer.on('error', onError);
+    writer.on('close', onClose);
+  });
 }
