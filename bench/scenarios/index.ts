@@ -1,0 +1,86 @@
+/**
+ * The row registry: which rows a run has, in which order, and which baselines each needs.
+ * Baselines run in the same invocation as the rows compared with them, just before them, so
+ * that ratios hold on a machine whose absolute speed drifts.
+ */
+import type { RowPlan } from '../lib/types.js';
+import { busboyProxy, busboyUpload, originDirect, rawFile, rawRelay, rawSink } from './baselines.js';
+import { GiB, manyFilesSpec, MiB, oneFileSpec } from './common.js';
+import { concurrent } from './concurrent.js';
+import { fetchRow } from './fetch.js';
+import { proxyRow } from './proxy.js';
+import { MANY_FILE_BYTES, MANY_FILES, uploadMany } from './upload-many.js';
+import { uploadMultipart } from './upload-multipart.js';
+import { uploadRaw } from './upload-raw.js';
+
+/** proxy-slow: long enough to show a flat line, short enough to finish in ~8 s. */
+export const SLOW_RATE = 32 * MiB;
+export const SLOW_MAX_BYTES = 256 * MiB;
+
+/** The size at which the memory-flatness reference rows run when --size is larger. */
+export const REFERENCE_SIZE = GiB;
+
+/** Every row a run may have, in run order, each with the rows it cannot be read without. */
+function allRows(size: number): { plan: RowPlan; needs: readonly string[] }[] {
+  const withRef = size > REFERENCE_SIZE;
+  const refName = (n: string): string => `${n}@1GiB`;
+  const slowBytes = Math.min(size, SLOW_MAX_BYTES);
+  const rows: { plan: RowPlan; needs: readonly string[] }[] = [
+    { plan: rawSink(oneFileSpec(size)), needs: [] },
+    { plan: rawFile(oneFileSpec(size)), needs: ['raw-sink'] },
+    { plan: busboyUpload('busboy-upload', oneFileSpec(size), 'busboy server writing each file to disk'), needs: ['raw-file'] },
+    { plan: uploadMultipart('upload-multipart', oneFileSpec(size)), needs: ['raw-sink', 'raw-file', 'busboy-upload'] },
+    { plan: uploadMultipart('upload-multipart-nofsync', oneFileSpec(size), false), needs: ['raw-sink', 'raw-file', 'busboy-upload'] },
+  ];
+  if (withRef) rows.push({ plan: uploadMultipart(refName('upload-multipart'), oneFileSpec(REFERENCE_SIZE)), needs: [] });
+  rows.push(
+    { plan: uploadRaw(size), needs: ['raw-sink', 'raw-file'] },
+    {
+      plan: busboyUpload('busboy-upload-many', manyFilesSpec(MANY_FILES, MANY_FILE_BYTES), `busboy server, ${MANY_FILES} files in one request`),
+      needs: [],
+    },
+    { plan: uploadMany('upload-many'), needs: ['raw-sink', 'busboy-upload-many'] },
+    { plan: uploadMany('upload-many-nofsync', false), needs: ['raw-sink', 'busboy-upload-many'] },
+    { plan: originDirect(size), needs: [] },
+    { plan: rawRelay(size), needs: ['origin-direct'] },
+    { plan: fetchRow('fetch', size), needs: ['raw-sink', 'origin-direct', 'raw-relay'] },
+  );
+  if (withRef) rows.push({ plan: fetchRow(refName('fetch'), REFERENCE_SIZE), needs: [] });
+  rows.push(
+    { plan: busboyProxy('busboy-proxy', oneFileSpec(size), 0, 'busboy parser + hand-built outbound body over node:http'), needs: [] },
+    { plan: proxyRow('proxy', oneFileSpec(size), 0), needs: ['raw-sink', 'busboy-proxy'] },
+  );
+  if (withRef) rows.push({ plan: proxyRow(refName('proxy'), oneFileSpec(REFERENCE_SIZE), 0), needs: [] });
+  rows.push(
+    {
+      plan: busboyProxy('busboy-proxy-slow', oneFileSpec(slowBytes), SLOW_RATE, 'busboy proxy, destination reading at 32 MiB/s'),
+      needs: [],
+    },
+    { plan: proxyRow('proxy-slow', oneFileSpec(slowBytes), SLOW_RATE), needs: ['raw-sink', 'busboy-proxy-slow'] },
+    { plan: concurrent(size), needs: ['raw-sink', 'upload-multipart'] },
+  );
+  return rows;
+}
+
+/**
+ * The rows for `--only` (null: all), with what they need; a scenario also brings its
+ * `@1GiB` reference row when the size is larger (the 10 GiB vs 1 GiB memory check).
+ */
+export function planRows(size: number, only: readonly string[] | null): RowPlan[] {
+  const rows = allRows(size);
+  const wanted = new Set<string>();
+  const add = (name: string): void => {
+    if (wanted.has(name)) return;
+    const row = rows.find((r) => r.plan.name === name);
+    if (row === undefined) return;
+    wanted.add(name);
+    for (const need of row.needs) add(need);
+    add(`${name}@1GiB`);
+  };
+  for (const r of rows) if (only === null || only.includes(r.plan.name)) add(r.plan.name);
+  return rows.filter((r) => wanted.has(r.plan.name)).map((r) => r.plan);
+}
+
+export function knownNames(size: number): string[] {
+  return allRows(size).map((r) => r.plan.name);
+}
