@@ -9,9 +9,9 @@
  * Prints one JSON line: { requests: [{ status, body, startedAt, endedAt }] } with epoch times
  * in ms (fractional), measured in-process so that Node's start-up is not counted.
  */
-import { once } from 'node:events';
 import { request, type ClientRequest } from 'node:http';
 import { bodyLength, bodyPieces, contentTypeOf, decodeSpec, type BodySpec } from '../lib/multipart-body.js';
+import { drainOrClose } from '../lib/drain.js';
 import { RingSource } from '../lib/pattern.js';
 
 export interface ClientRequestResult {
@@ -35,7 +35,7 @@ function epochMs(): number {
 async function writeBody(req: ClientRequest, spec: BodySpec): Promise<void> {
   for (const piece of bodyPieces(spec, new RingSource())) {
     if (req.destroyed) return;
-    if (!req.write(piece)) await Promise.race([once(req, 'drain'), once(req, 'close')]);
+    if (!req.write(piece)) await drainOrClose(req);
   }
   req.end();
 }
