@@ -2,11 +2,10 @@ import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { Agent, request, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
-import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import busboy from 'busboy';
 import {
   answerEarly,
+  busboyParts,
   closedPortUrl,
   neverAnswer,
   neverRead,
@@ -130,35 +129,7 @@ function* multipart(parts: readonly ClientPart[], boundary = CLIENT_BOUNDARY): G
 const MULTIPART_TYPE = `multipart/form-data; boundary=${CLIENT_BOUNDARY}`;
 
 /** What busboy reads from a body: the reference for what the destination should see. */
-async function busboyReads(body: Iterable<Buffer>, contentType: string): Promise<ReportedPart[]> {
-  const parts: ReportedPart[] = [];
-  const pending: Array<Promise<void>> = [];
-  const bb = busboy({ headers: { 'content-type': contentType }, defParamCharset: 'utf8', preservePath: true, limits: { fieldNameSize: 1 << 20, fieldSize: 1 << 24 } });
-  bb.on('field', (name, value, info) => {
-    const bytes = Buffer.from(value, 'utf8');
-    parts.push({ name, filename: null, type: info.mimeType, size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
-  });
-  bb.on('file', (name, stream, info) => {
-    const index = parts.length;
-    parts.push({ name, filename: info.filename ?? null, type: info.mimeType, size: -1, sha256: '' });
-    pending.push(
-      (async () => {
-        const hash = createHash('sha256');
-        let size = 0;
-        for await (const chunk of stream as AsyncIterable<Buffer>) {
-          hash.update(chunk);
-          size += chunk.length;
-        }
-        parts[index] = { ...(parts[index] as ReportedPart), size, sha256: hash.digest('hex') };
-      })(),
-    );
-  });
-  const closed = once(bb, 'close');
-  Readable.from(body).pipe(bb);
-  await closed;
-  await Promise.all(pending);
-  return parts;
-}
+const busboyReads = (body: Iterable<Buffer>, contentType: string): Promise<ReportedPart[]> => busboyParts(body, contentType);
 
 // ---- fixtures ---------------------------------------------------------------------------------
 

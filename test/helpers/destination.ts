@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Readable } from 'node:stream';
 import busboy from 'busboy';
 
 /** One request a destination received, as it went. */
@@ -87,11 +88,14 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   res.end(text);
 }
 
-/** Parses the body with busboy (not our parser) and answers 200 `{ parts, headers }`. */
-export const reportParts: DestinationHandler = (req, res, seen) => {
+/**
+ * Reads a multipart body with busboy (an independent parser, not ours): each part's name,
+ * filename, type, size and sha256, in order.
+ */
+export async function busboyParts(body: Readable | Iterable<Buffer>, contentType: string): Promise<ReportedPart[]> {
   const parts: ReportedPart[] = [];
   const pending: Array<Promise<void>> = [];
-  const bb = busboy({ headers: req.headers, defParamCharset: 'utf8', preservePath: true, limits: { fieldNameSize: 1 << 20, fieldSize: 1 << 24 } });
+  const bb = busboy({ headers: { 'content-type': contentType }, defParamCharset: 'utf8', preservePath: true, limits: { fieldNameSize: 1 << 20, fieldSize: 1 << 24 } });
   bb.on('field', (name, value, info) => {
     const bytes = Buffer.from(value, 'utf8');
     parts.push({ name, filename: null, type: info.mimeType, size: bytes.length, sha256: sha256(bytes) });
@@ -111,10 +115,20 @@ export const reportParts: DestinationHandler = (req, res, seen) => {
       })(),
     );
   });
-  bb.on('error', (err: Error) => sendJson(res, 400, { error: err.message }));
-  bb.on('close', () => void Promise.all(pending).then(() => sendJson(res, 200, { parts, headers: req.headers })));
+  const closed = once(bb, 'close');
+  (body instanceof Readable ? body : Readable.from(body)).pipe(bb);
+  await closed;
+  await Promise.all(pending);
+  return parts;
+}
+
+/** Parses the body with busboy (not our parser) and answers 200 `{ parts, headers }`. */
+export const reportParts: DestinationHandler = (req, res, seen) => {
   req.on('data', (chunk: Buffer) => (seen.bytes += chunk.length));
-  req.pipe(bb);
+  busboyParts(req, req.headers['content-type'] ?? '').then(
+    (parts) => sendJson(res, 200, { parts, headers: req.headers }),
+    (err: Error) => sendJson(res, 400, { error: err.message }),
+  );
 };
 
 /** Hashes the raw body and answers 200 `{ size, sha256, headers }`, with hop-by-hop headers of its own. */
