@@ -19,7 +19,6 @@ export function toSluiceError(err: unknown): SluiceError {
     case 'ERR_STREAM_PREMATURE_CLOSE':
     case 'ECONNABORTED':
     case 'EPIPE':
-      return new ClientAbortedError();
     case 'ERR_STREAM_DESTROYED':
       return new ClientAbortedError();
     case 'HPE_INVALID_CHUNK':

@@ -11,15 +11,6 @@ export const TOKEN_CHAR: Uint8Array = (() => {
   return table;
 })();
 
-export function isToken(text: string): boolean {
-  if (text === '') return false;
-  for (let i = 0; i < text.length; i += 1) {
-    const c = text.charCodeAt(i);
-    if (c >= 128 || TOKEN_CHAR[c] !== 1) return false;
-  }
-  return true;
-}
-
 export interface ParsedValue {
   /** The part before the first `;`, trimmed, lower-cased (`form-data`, `multipart/form-data`). */
   readonly value: string;

@@ -11,22 +11,8 @@ export const KiB = 1024;
 // ---------------------------------------------------------------------------------------------
 // Seeded randomness and generated data
 
-/** mulberry32: a tiny seeded PRNG, so a failing case can be replayed from its seed. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** An integer in [min, max]. */
-export function randInt(random: () => number, min: number, max: number): number {
-  return min + Math.floor(random() * (max - min + 1));
-}
+// One seeded PRNG for every suite (test/helpers/multipart-body.ts), so seeds mean the same everywhere.
+export { mulberry32, randomInt as randInt } from '../helpers/multipart-body.js';
 
 export function pick<T>(random: () => number, items: readonly T[]): T {
   if (items.length === 0) throw new Error('pick from nothing');
