@@ -1,0 +1,94 @@
+/**
+ * The local store's file writer on its own: what reaches the disk is exactly what was written,
+ * however the chunks are cut (it gathers them into larger writes), and a writer that fails or
+ * is destroyed half-way leaves no file and no open descriptor behind.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import { LocalStore } from '../storage/local-store.js';
+
+let dir: string;
+let store: LocalStore;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'sluice-local-store-'));
+  store = new LocalStore(dir, { fsync: true });
+  await store.open();
+});
+
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const meta = { field: 'file', filename: 'a.bin', contentType: 'application/octet-stream' };
+
+function openDescriptors(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+/** Chunks of every size from 1 byte to 200 KiB, cut from `data`: small ones, and ones that span a batch. */
+function* unevenChunks(data: Buffer): Generator<Buffer> {
+  const sizes = [1, 7, 4096, 65_536, 1000, 200 * 1024, 3, 512 * 1024 - 1, 2, 65_535];
+  for (let at = 0, i = 0; at < data.length; i += 1) {
+    const size = sizes[i % sizes.length] as number;
+    yield data.subarray(at, at + size);
+    at += size;
+  }
+}
+
+describe('LocalStore writer', () => {
+  test('a file written in uneven chunks (several write batches) is stored byte for byte, with its sha256', async () => {
+    const data = randomBytes(5 * 1024 * 1024 + 12_345);
+    const writer = store.createWriter(meta);
+    await pipeline(Readable.from(unevenChunks(data)), writer);
+    const record = await writer.commit();
+    assert.equal(record.size, data.length);
+    assert.equal(record.sha256, createHash('sha256').update(data).digest('hex'));
+    assert.ok(readFileSync(join(dir, record.id)).equals(data), 'the stored bytes differ from the written ones');
+    assert.deepEqual(readdirSync(dir).sort(), [record.id, `${record.id}.json`].sort());
+  });
+
+  test('a file smaller than one write batch is stored too (written at the end)', async () => {
+    const data = randomBytes(1000);
+    const writer = store.createWriter(meta);
+    await pipeline(Readable.from([data.subarray(0, 10), data.subarray(10)]), writer);
+    const record = await writer.commit();
+    assert.ok(readFileSync(join(dir, record.id)).equals(data));
+  });
+
+  test('an empty file is stored', async () => {
+    const writer = store.createWriter(meta);
+    writer.end();
+    await finished(writer);
+    const record = await writer.commit();
+    assert.equal(record.size, 0);
+    assert.equal(readFileSync(join(dir, record.id)).length, 0);
+  });
+
+  test('destroyed while a write is in flight: no file left, no descriptor left open', async () => {
+    const before = openDescriptors();
+    const writer = store.createWriter(meta);
+    writer.on('error', () => {});
+    // Enough for a batch to go out, then destroy while it may still be on its way to the disk.
+    for (let i = 0; i < 12; i += 1) writer.write(randomBytes(64 * 1024));
+    writer.destroy(new Error('client went away'));
+    // abort() returns once the descriptor is closed and the partial file removed.
+    await writer.abort();
+    assert.deepEqual(readdirSync(dir), []);
+    assert.equal(openDescriptors(), before);
+  });
+
+  test('past maxBytes the writer fails, and aborting leaves nothing', async () => {
+    const writer = store.createWriter(meta, { maxBytes: 700 * 1024 });
+    await assert.rejects(
+      pipeline(Readable.from(unevenChunks(randomBytes(2 * 1024 * 1024))), writer),
+      (err: Error & { code?: string }) => err.code === 'FILE_TOO_LARGE',
+    );
+    await writer.abort();
+    assert.deepEqual(readdirSync(dir), []);
+  });
+});
