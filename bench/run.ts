@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { formatSize } from '../lib/size.js';
 import { parseArgs, USAGE, type RunArgs } from './lib/args.js';
 import { buildHelpers } from './lib/build-helpers.js';
+import { deployedTuning } from './lib/deployed-env.js';
 import { measureGenerator } from './lib/generator-rate.js';
 import { runRow } from './lib/harness.js';
 import { formatParserTable } from './lib/parser-table.js';
@@ -72,6 +73,11 @@ async function runParser(rounds: number): Promise<ParserReport> {
   }
 }
 
+function formatEnv(env: Readonly<Record<string, string>>): string {
+  const pairs = Object.entries(env).map(([k, v]) => `\`${k}=${v}\``);
+  return pairs.length === 0 ? 'no extra environment' : pairs.join(' ');
+}
+
 function sizeLabel(size: number): string {
   return formatSize(size).replace(' ', '');
 }
@@ -85,7 +91,8 @@ async function main(args: RunArgs): Promise<number> {
 
   const buildDir = buildHelpers(benchDir);
   if (args.profileDir !== null) mkdirSync(args.profileDir, { recursive: true });
-  const ctx: BenchContext = { repoDir, serverScript, buildDir, client: args.client, profileDir: args.profileDir, timeoutFor };
+  const processEnv = deployedTuning(repoDir);
+  const ctx: BenchContext = { repoDir, serverScript, buildDir, client: args.client, profileDir: args.profileDir, processEnv, timeoutFor };
   const plans = planRows(args.size, args.only);
   const wantParser = args.only === null || args.only.includes('parser');
 
@@ -125,7 +132,8 @@ async function main(args: RunArgs): Promise<number> {
   const header =
     `### sluice benchmark: ${formatSize(args.size)} per large transfer, ${args.client} upload client, ${args.rounds} round(s) (medians)\n\n` +
     `Machine: ${info.cpu}, ${info.cores} cores, ${info.memoryGiB} GiB, Linux ${info.kernel}, Node ${info.node}. ` +
-    `Generator alone: ${Math.round(generatorMbps)} MB/s. MB/s = 10^6 bytes of request body per second; RSS from /proc every 50 ms, peak = VmHWM.`;
+    `Generator alone: ${Math.round(generatorMbps)} MB/s. MB/s = 10^6 bytes of request body per second; RSS from /proc every 50 ms, peak = VmHWM. ` +
+    `Every server ran with ${formatEnv(processEnv)} (from deploy/sluice.service) unless its row says otherwise.`;
   const sections = [header];
   if (rows.length > 0) sections.push(formatRowsTable(rows));
   if (parser !== null) sections.push(`Parser micro-benchmark (in process, median of ${parser.rounds} rounds):\n\n${formatParserTable(parser)}`);

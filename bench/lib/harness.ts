@@ -54,7 +54,7 @@ export async function runRow(ctx: BenchContext, plan: RowPlan, round: number): P
   try {
     const helperPorts: number[] = [];
     for (const [i, helper] of plan.helpers.entries()) {
-      const h = await startProcess(join(ctx.buildDir, helper.script), { ...helper.env }, join(tmpDir, `helper-${i}.log`));
+      const h = await startProcess(join(ctx.buildDir, helper.script), { ...ctx.processEnv, ...helper.env }, join(tmpDir, `helper-${i}.log`));
       started.push(h.child);
       helperPorts.push(h.port);
     }
@@ -62,11 +62,11 @@ export async function runRow(ctx: BenchContext, plan: RowPlan, round: number): P
       plan.server.kind === 'sluice'
         ? await startProcess(
             ctx.serverScript,
-            { LOG_LEVEL: 'warn', DATA_DIR: dataDir, ...plan.server.env(helperPorts) },
+            { ...ctx.processEnv, LOG_LEVEL: 'warn', DATA_DIR: dataDir, ...plan.server.env(helperPorts) },
             serverLog,
             ctx.profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', ctx.profileDir, '--cpu-prof-name', `${plan.name}-${round}.cpuprofile`],
           )
-        : await startBaseline(ctx, plan.server.script, { DATA_DIR: dataDir, ...plan.server.env(helperPorts) }, dataDir, serverLog);
+        : await startBaseline(ctx, plan.server.script, { ...ctx.processEnv, DATA_DIR: dataDir, ...plan.server.env(helperPorts) }, dataDir, serverLog);
     started.push(server.child);
     const pid = server.child.pid as number;
     await new Promise((r) => setTimeout(r, SETTLE_MS));

@@ -12,6 +12,8 @@ export interface BenchContext {
   readonly client: ClientKind;
   /** Directory for `--cpu-prof` output of sluice, or null. */
   readonly profileDir: string | null;
+  /** Environment every server and helper process starts with (deployed-env.ts). */
+  readonly processEnv: Readonly<Record<string, string>>;
   /** A time limit for moving `bytes`: generous, only there so nothing hangs. */
   timeoutFor(bytes: number): number;
 }

@@ -12,6 +12,7 @@ import { proxyRow } from './proxy.js';
 import { MANY_FILE_BYTES, MANY_FILES, uploadMany } from './upload-many.js';
 import { uploadMultipart } from './upload-multipart.js';
 import { uploadRaw } from './upload-raw.js';
+import { untuned } from './untuned.js';
 
 /** proxy-slow: long enough to show a flat line, short enough to finish in ~8 s. */
 export const SLOW_RATE = 32 * MiB;
@@ -31,6 +32,7 @@ function allRows(size: number): { plan: RowPlan; needs: readonly string[] }[] {
     { plan: busboyUpload('busboy-upload', oneFileSpec(size), 'busboy server writing each file to disk'), needs: ['raw-file'] },
     { plan: uploadMultipart('upload-multipart', oneFileSpec(size)), needs: ['raw-sink', 'raw-file', 'busboy-upload'] },
     { plan: uploadMultipart('upload-multipart-nofsync', oneFileSpec(size), false), needs: ['raw-sink', 'raw-file', 'busboy-upload'] },
+    { plan: untuned(uploadMultipart('upload-multipart', oneFileSpec(size))), needs: ['upload-multipart'] },
   ];
   if (withRef) rows.push({ plan: uploadMultipart(refName('upload-multipart'), oneFileSpec(REFERENCE_SIZE)), needs: [] });
   rows.push(
@@ -49,6 +51,7 @@ function allRows(size: number): { plan: RowPlan; needs: readonly string[] }[] {
   rows.push(
     { plan: busboyProxy('busboy-proxy', oneFileSpec(size), 0, 'busboy parser + hand-built outbound body over node:http'), needs: [] },
     { plan: proxyRow('proxy', oneFileSpec(size), 0), needs: ['raw-sink', 'busboy-proxy'] },
+    { plan: untuned(proxyRow('proxy', oneFileSpec(size), 0)), needs: ['proxy'] },
   );
   if (withRef) rows.push({ plan: proxyRow(refName('proxy'), oneFileSpec(REFERENCE_SIZE), 0), needs: [] });
   rows.push(
