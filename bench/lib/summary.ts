@@ -17,6 +17,8 @@ export interface RowSummary {
   /** The round whose throughput is the median: its samples make the chart. */
   readonly representative: RowResult;
   readonly ratioTo: readonly string[];
+  /** Throughput per round number, for ratios between rows of the same round. */
+  readonly mbpsByRound: ReadonlyMap<number, number>;
 }
 
 export function median(values: readonly number[]): number {
@@ -49,15 +51,27 @@ export function summarize(results: readonly RowResult[], ratioTo: ReadonlyMap<st
       cpuSecondsPerGiB: median(rounds.map((r) => r.cpuSeconds / (r.bytes / 2 ** 30))),
       representative,
       ratioTo: ratioTo.get(name) ?? [],
+      mbpsByRound: new Map(rounds.map((r) => [r.round, r.mbps])),
     };
   });
 }
 
-/** This row's throughput over `other`'s, or NaN when `other` did not run. */
+/**
+ * This row's throughput over `other`'s, or NaN when `other` did not run. Paired by round: the
+ * median of the ratios within each round, where the two rows ran a minute apart at most, under
+ * the same load on a shared machine; the ratio of two medians could pair a quiet minute of one
+ * row with a busy minute of the other. Rows without common rounds fall back to the medians.
+ */
 export function ratio(rows: readonly RowSummary[], name: string, other: string): number {
   const a = rows.find((r) => r.name === name);
   const b = rows.find((r) => r.name === other);
-  return a === undefined || b === undefined ? Number.NaN : a.mbps / b.mbps;
+  if (a === undefined || b === undefined) return Number.NaN;
+  const paired: number[] = [];
+  for (const [round, mbps] of a.mbpsByRound) {
+    const base = b.mbpsByRound.get(round);
+    if (base !== undefined) paired.push(mbps / base);
+  }
+  return paired.length > 0 ? median(paired) : a.mbps / b.mbps;
 }
 
 export function find(rows: readonly RowSummary[], name: string): RowSummary | undefined {
