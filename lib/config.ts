@@ -89,7 +89,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'HEADERS_TIMEOUT_MS', kind: 'ms', fallback: '10000', help: 'time allowed to send the request headers' },
   { env: 'SHUTDOWN_GRACE_MS', kind: 'ms', fallback: '30000', help: 'on SIGTERM, time in-flight transfers get to finish' },
   { env: 'LOG_LEVEL', kind: 'enum', fallback: 'info', help: 'log level', choices: ['debug', 'info', 'warn', 'error', 'silent'] },
-  { env: 'FETCH_TIMEOUT_MS', kind: 'ms', fallback: '30000', help: 'wait this long for an origin to answer /fetch (504)' },
+  { env: 'FETCH_TIMEOUT_MS', kind: 'ms', fallback: '30000', help: 'wait this long for an origin to answer /fetch, or for its next bytes (504)' },
   { env: 'FETCH_ALLOW', kind: 'list', fallback: '', help: 'comma-separated host or host:port exempt from the SSRF guard' },
   { env: 'PROXY_TARGET', kind: 'url', fallback: '', help: 'destination URL of POST /proxy (unset: 503)' },
   { env: 'PROXY_TIMEOUT_MS', kind: 'ms', fallback: '30000', help: 'wait this long for the proxy destination (504)' },

@@ -1,6 +1,6 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
-import { BadGatewayError } from '../lib/errors.js';
+import { BadGatewayError, GatewayTimeoutError } from '../lib/errors.js';
 
 /** Our own read-ahead, on top of Node's 16 KiB in the IncomingMessage: one socket read. */
 const HIGH_WATER_MARK = 64 * 1024;
@@ -28,12 +28,18 @@ export class UpstreamBody extends Readable {
   private received = 0;
   private held: Buffer | null = null;
   private upstreamEnded = false;
+  private readonly idleMs: number;
+  /** Fires when the origin sends nothing for idleMs while we are ready to read (a stalled body). */
+  private readonly idleTimer: NodeJS.Timeout;
 
-  constructor(request: ClientRequest, response: IncomingMessage, signal?: AbortSignal) {
+  constructor(request: ClientRequest, response: IncomingMessage, idleMs: number, signal?: AbortSignal) {
     super({ highWaterMark: HIGH_WATER_MARK });
     this.request = request;
     this.response = response;
+    this.idleMs = idleMs;
     this.expectedLength = declaredLength(response);
+    this.idleTimer = setTimeout(() => this.onIdle(), idleMs);
+    this.idleTimer.unref();
     // The body can break before anyone reads it (a small body and bytes past it arrive with the
     // headers). The error is kept (`errored`) and pipeline() reports it to whoever consumes us;
     // without this listener it would be an uncaught exception first.
@@ -65,6 +71,7 @@ export class UpstreamBody extends Readable {
 
   private onData(chunk: Buffer): void {
     if (this.destroyed) return;
+    this.idleTimer.refresh();
     this.received += chunk.length;
     // Node's parser never hands over more than Content-Length; kept as a guard, not a path.
     if (this.expectedLength !== null && this.received > this.expectedLength) {
@@ -75,8 +82,20 @@ export class UpstreamBody extends Readable {
     if (previous !== null && !this.push(previous)) this.response.pause();
   }
 
+  /**
+   * No byte from the origin for idleMs. While the response is paused that is our reader's
+   * doing (a slow client, which IDLE_TIMEOUT_MS judges), and _read starts the clock again;
+   * otherwise the origin has stalled mid-body: 504 for POST /fetch, a broken download for GET.
+   */
+  private onIdle(): void {
+    if (this.upstreamEnded || this.response.isPaused()) return;
+    if (this.destroyed) return;
+    this.destroy(new GatewayTimeoutError('UPSTREAM_TIMEOUT', `The origin sent nothing for ${this.idleMs} ms in the middle of the body`));
+  }
+
   private onEnd(): void {
     this.upstreamEnded = true;
+    clearTimeout(this.idleTimer);
     // Node closes the connection after the response (the request is sent with agent: false, so
     // `Connection: close`); bytes the origin sent past the body surface as a request error
     // before the socket's 'close'. Only then is the body known to be whole.
@@ -101,10 +120,13 @@ export class UpstreamBody extends Readable {
   }
 
   override _read(): void {
-    if (!this.upstreamEnded) this.response.resume();
+    if (this.upstreamEnded) return;
+    this.idleTimer.refresh();
+    this.response.resume();
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    clearTimeout(this.idleTimer);
     this.held = null;
     // Tears down the connection too; a no-op once the exchange has completed.
     this.request.destroy();

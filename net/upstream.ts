@@ -68,8 +68,8 @@ export async function openUpstream(start: URL, options: UpstreamOptions): Promis
         hop.body.destroy();
         throw new BadGatewayError('UPSTREAM_STATUS', `The origin answered ${status} ${STATUS_CODES[status] ?? ''}`.trimEnd());
       }
-      // From here on only the client going away (options.signal, watched by the body) stops the
-      // transfer: FETCH_TIMEOUT_MS covers the wait for headers, a stalled body is IDLE_TIMEOUT_MS's.
+      // From here on FETCH_TIMEOUT_MS is the body's idle timeout (UpstreamBody), and the client
+      // going away (options.signal, watched by the body) stops the transfer.
       return { url, status, headers: hop.response.headers, body: hop.body };
     }
   } finally {
@@ -130,7 +130,7 @@ function requestOnce(url: URL, options: UpstreamOptions, signal: AbortSignal): P
       signal.removeEventListener('abort', onAbort);
       // Wrapped at once: a small body, and extra bytes behind it, can arrive and be found
       // malformed within the very socket read that delivered these headers.
-      resolve({ response, body: new UpstreamBody(request, response, options.signal) });
+      resolve({ response, body: new UpstreamBody(request, response, options.timeoutMs, options.signal) });
     });
     request.end();
   });

@@ -193,6 +193,18 @@ describe('GET /fetch', () => {
     await lastRequest(origin).closed;
   });
 
+  test('an origin that stalls mid-body: the download breaks off after FETCH_TIMEOUT_MS, not IDLE_TIMEOUT_MS', async () => {
+    const started = Date.now();
+    const d = await download(fetchUrl(server, `${origin.url}/stall-body?size=${8 * MiB}&after=${MiB}`));
+    const elapsed = Date.now() - started;
+    assert.equal(d.status, 200);
+    assert.notEqual(d.error, null, 'the response must break off');
+    assert.ok(d.size >= MiB - 64 * 1024 && d.size < 8 * MiB, `got ${d.size} bytes`);
+    // FETCH_TIMEOUT_MS is 500 here, IDLE_TIMEOUT_MS the default 60 s.
+    assert.ok(elapsed >= 450 && elapsed < 5000, `broke off after ${elapsed} ms`);
+    await lastRequest(origin).closed;
+  });
+
   test('an origin that resets mid-body breaks the client response (never a clean short file)', async () => {
     const size = 16 * MiB;
     const d = await download(fetchUrl(server, `${origin.url}/reset?size=${size}&after=${4 * MiB}`));
@@ -401,6 +413,17 @@ describe('POST /fetch', () => {
       assert.equal(notFound.status, 502);
       const stalled = await postFetch(server, { url: `${origin.url}/stall` });
       assert.equal(stalled.status, 504);
+    });
+  });
+
+  test('an origin that stalls mid-body: 504 UPSTREAM_TIMEOUT after FETCH_TIMEOUT_MS, nothing stored', async () => {
+    await assertNothingStored(async () => {
+      const started = Date.now();
+      const { status, json } = await postFetch(server, { url: `${origin.url}/stall-body?size=${8 * MiB}&after=${2 * MiB}&seed=stall-post` });
+      const elapsed = Date.now() - started;
+      assert.equal(status, 504);
+      assert.equal((json.error as { code: string }).code, 'UPSTREAM_TIMEOUT');
+      assert.ok(elapsed >= 450 && elapsed < 5000, `answered after ${elapsed} ms`);
     });
   });
 

@@ -15,6 +15,7 @@ import type { AddressInfo, Socket } from 'node:net';
  * | `/short?size=N&claim=C` | Content-Length C, only N < C bytes, then a clean close |
  * | `/long?size=N&claim=C` | Content-Length C, then N > C bytes, then a clean close |
  * | `/stall` | never answers |
+ * | `/stall-body?size=N&after=M` | Content-Length N, M bytes, then silence with the connection open |
  * | `/status?code=404` | that status |
  */
 export interface Origin {
@@ -152,6 +153,13 @@ async function route(url: URL, req: IncomingMessage, res: ServerResponse, entry:
     }
     case '/stall':
       return; // the connection stays open, silent, until the client gives up
+    case '/stall-body': {
+      const size = num(url, 'size', 1024 * 1024);
+      const after = num(url, 'after', size / 2);
+      res.writeHead(200, { 'content-length': String(size), 'content-type': 'application/octet-stream' });
+      await writeBody(res, entry, generateBytes(seed, 0, after));
+      return; // the rest never comes; the connection stays open until the client gives up
+    }
     case '/status': {
       const code = num(url, 'code', 404);
       res.writeHead(code, { 'content-type': 'text/plain' });
