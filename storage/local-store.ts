@@ -37,6 +37,13 @@ export interface LocalStoreOptions {
 export class LocalStore implements Store {
   readonly dir: string;
   private readonly fsync: boolean;
+  /**
+   * One background fdatasync at a time for the whole store. Concurrent uploads reach their
+   * next 32 MiB at about the same moment; their syncs at once would fill libuv's four
+   * thread-pool threads and stall every write behind them (and on ext4, data=ordered, one
+   * sync writes back the other files' dirty pages anyway). Final syncs are not limited.
+   */
+  private readonly backgroundSync: BackgroundSyncSlot = { busy: false };
 
   constructor(dir: string, options: LocalStoreOptions = {}) {
     this.dir = dir;
@@ -55,7 +62,7 @@ export class LocalStore implements Store {
   }
 
   createWriter(meta: NewFileMeta, options: WriterOptions = {}): FileWriter {
-    return new LocalFileWriter(this.dir, meta, options.maxBytes ?? Infinity, this.fsync);
+    return new LocalFileWriter(this.dir, meta, options.maxBytes ?? Infinity, this.fsync ? this.backgroundSync : null);
   }
 
   async stat(id: string): Promise<FileRecord | null> {
@@ -121,6 +128,11 @@ async function unlinkIfPresent(path: string): Promise<boolean> {
 
 type WriterState = 'writing' | 'finished' | 'committed' | 'aborted';
 
+/** Shared by a store's writers: whether one of them has a background fdatasync in flight. */
+interface BackgroundSyncSlot {
+  busy: boolean;
+}
+
 class LocalFileWriter extends Writable implements FileWriter {
   readonly id = newFileId();
   bytesWritten = 0;
@@ -132,7 +144,8 @@ class LocalFileWriter extends Writable implements FileWriter {
   private fd: number | null = null;
   private state: WriterState = 'writing';
   private abortion: Promise<void> | null = null;
-  private readonly fsync: boolean;
+  /** fsync on: the store's background-sync slot; fsync off: null. */
+  private readonly backgroundSync: BackgroundSyncSlot | null;
   private syncedUpTo = 0;
   /** Chunks taken but not yet written: they go to disk together, in one writev. */
   private gathered: Buffer[] = [];
@@ -142,12 +155,12 @@ class LocalFileWriter extends Writable implements FileWriter {
   /** A writev in flight. destroy() does not wait for it by itself; closing under it could hit a reused descriptor. */
   private writing: Promise<void> | null = null;
 
-  constructor(dir: string, meta: NewFileMeta, maxBytes: number, fsync: boolean) {
+  constructor(dir: string, meta: NewFileMeta, maxBytes: number, backgroundSync: BackgroundSyncSlot | null) {
     super({ highWaterMark: 64 * 1024 });
     this.dir = dir;
     this.meta = meta;
     this.maxBytes = maxBytes;
-    this.fsync = fsync;
+    this.backgroundSync = backgroundSync;
   }
 
   private get partialPath(): string {
@@ -212,10 +225,13 @@ class LocalFileWriter extends Writable implements FileWriter {
   }
 
   private maybeSyncInBackground(): void {
-    if (!this.fsync || this.syncing !== null || this.bytesWritten - this.syncedUpTo < SYNC_EVERY_BYTES) return;
+    const slot = this.backgroundSync;
+    if (slot === null || slot.busy || this.syncing !== null || this.bytesWritten - this.syncedUpTo < SYNC_EVERY_BYTES) return;
+    slot.busy = true;
     const fd = this.fd as number;
     this.syncedUpTo = this.bytesWritten;
     this.syncing = new Promise<void>((resolve) => fdatasync(fd, () => resolve())).then(() => {
+      slot.busy = false;
       this.syncing = null;
     });
   }
@@ -254,7 +270,7 @@ class LocalFileWriter extends Writable implements FileWriter {
         });
       };
       // Durable before it can become visible: a crash must never leave a renamed, half-written file.
-      if (this.fsync) fdatasync(fd, closeFd);
+      if (this.backgroundSync !== null) fdatasync(fd, closeFd);
       else closeFd(null);
     });
   }
