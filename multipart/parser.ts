@@ -164,7 +164,8 @@ export class MultipartParser extends Transform {
     const dashBoundaryLength = this.needle.length - 2;
     const available = buf.length - pos;
     const n = Math.min(available, dashBoundaryLength);
-    if (buf.compare(this.needle, 2, 2 + n, pos, pos + n) !== 0) {
+    // Data right after a header block rarely starts with `-`: skip the native compare then.
+    if (buf[pos] !== DASH || buf.compare(this.needle, 2, 2 + n, pos, pos + n) !== 0) {
       this.bareDelimiterAllowed = false;
       return this.scanData(buf, pos);
     }
