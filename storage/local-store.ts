@@ -214,9 +214,11 @@ class LocalFileWriter extends Writable implements FileWriter {
     this.gathered = [];
     this.gatheredBytes = 0;
     if (buffers.length === 0) return callback();
+    const fd = this.fd;
+    if (fd === null) return callback(writerClosed());
     let written!: () => void;
     this.writing = new Promise<void>((resolve) => (written = resolve));
-    writevAll(this.fd as number, buffers, (err) => {
+    writevAll(fd, buffers, (err) => {
       this.writing = null;
       written();
       if (!err) this.maybeSyncInBackground();
@@ -226,9 +228,10 @@ class LocalFileWriter extends Writable implements FileWriter {
 
   private maybeSyncInBackground(): void {
     const slot = this.backgroundSync;
-    if (slot === null || slot.busy || this.syncing !== null || this.bytesWritten - this.syncedUpTo < SYNC_EVERY_BYTES) return;
+    const fd = this.fd;
+    // fd is null once destroy() has taken the descriptor (it closes it when no I/O is left).
+    if (fd === null || slot === null || slot.busy || this.syncing !== null || this.bytesWritten - this.syncedUpTo < SYNC_EVERY_BYTES) return;
     slot.busy = true;
-    const fd = this.fd as number;
     this.syncedUpTo = this.bytesWritten;
     this.syncing = new Promise<void>((resolve) => fdatasync(fd, () => resolve())).then(() => {
       slot.busy = false;
@@ -258,7 +261,9 @@ class LocalFileWriter extends Writable implements FileWriter {
 
   private finishFile(callback: (err?: Error | null) => void): void {
     this.afterIo(() => {
-      const fd = this.fd as number;
+      const fd = this.fd;
+      // Destroyed while the last batch was being written: destroy() closes the descriptor.
+      if (fd === null) return callback(writerClosed());
       const closeFd = (syncErr: Error | null): void => {
         this.fd = null;
         close(fd, (closeErr) => {
@@ -330,6 +335,10 @@ class LocalFileWriter extends Writable implements FileWriter {
     }
     return this.abortion;
   }
+}
+
+function writerClosed(): Error {
+  return new Error('file writer closed');
 }
 
 function writevAll(fd: number, buffers: Buffer[], callback: (err?: Error | null) => void): void {

@@ -82,6 +82,27 @@ describe('LocalStore writer', () => {
     assert.equal(openDescriptors(), before);
   });
 
+  test('destroyed while finishing (its last batch and sync still running): no crash, nothing left', async () => {
+    const before = openDescriptors();
+    for (let round = 0; round < 20; round += 1) {
+      const writer = store.createWriter(meta);
+      writer.on('error', () => {});
+      // Once this first write is done the file is open (its open() is asynchronous).
+      await new Promise((resolve) => writer.write(Buffer.alloc(10), resolve));
+      writer.write(randomBytes(400 * 1024));
+      writer.end();
+      // end() starts _final (a writev of what was gathered, then fdatasync and close); cut it
+      // short before the thread pool can report back.
+      await new Promise<void>((r) => process.nextTick(r));
+      writer.destroy(new Error('client went away'));
+      await writer.abort();
+    }
+    // An fs call on the closed (null) descriptor would have thrown out of a callback by now.
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(readdirSync(dir), []);
+    assert.equal(openDescriptors(), before);
+  });
+
   test('past maxBytes the writer fails, and aborting leaves nothing', async () => {
     const writer = store.createWriter(meta, { maxBytes: 700 * 1024 });
     await assert.rejects(
