@@ -1,13 +1,12 @@
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
-import { createServer, get, request, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { get, request, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { cleanFilename, filenameFromDisposition, filenameFromUrl } from '../net/upstream-filename.js';
 import { sha256Of, startOrigin, type Origin } from './helpers/origin.js';
+import { freePort } from './helpers/ports.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
 const MiB = 1024 * 1024;
@@ -65,17 +64,6 @@ async function postFetch(server: TestServer, body: unknown, contentType = 'appli
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   return { status: res.status, json: (await res.json()) as Record<string, unknown>, headers: res.headers };
-}
-
-/** A port with nothing listening on it (bound, then released). */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as AddressInfo;
-  s.close();
-  await once(s, 'close');
-  return port;
 }
 
 function lastRequest(origin: Origin): NonNullable<Origin['requests'][number]> {
@@ -172,7 +160,7 @@ describe('GET /fetch', () => {
   });
 
   test('unreachable origin: 502', async () => {
-    const d = await download(fetchUrl(server, `http://127.0.0.1:${await closedPort()}/`));
+    const d = await download(fetchUrl(server, `http://127.0.0.1:${await freePort()}/`));
     assert.equal(d.status, 502);
     assert.equal(errorCode(d), 'UPSTREAM_UNREACHABLE');
   });

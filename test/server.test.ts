@@ -12,10 +12,11 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { Agent, request as httpRequest, createServer } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { Agent, request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { freePort } from './helpers/ports.js';
 import { startServer, spawnServer, type TestServer } from './helpers/server.js';
 import { BOUNDARY, MULTIPART_TYPE, assertError, fieldPart, filePart, multipartBody, poll, rawRequest, seededBytes, sha256, type RawResponse } from './helpers/http.js';
 
@@ -72,17 +73,6 @@ function refused(port: number): Promise<boolean> {
     });
     socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
   });
-}
-
-/** A port that was free a moment ago. */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as AddressInfo;
-  s.close();
-  await once(s, 'close');
-  return port;
 }
 
 function portOf(url: string): number {

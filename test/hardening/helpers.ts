@@ -13,10 +13,11 @@ import { strict as assert } from 'node:assert';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { connect, createServer as createNetServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../helpers/ports.js';
 import { HOST, request } from './http-client.js';
 import { KiB, MULTIPART, MiB, fieldPart, filePart, generated, multipartBody, sha256, sha256OfFile } from './test-data.js';
 
@@ -129,19 +130,6 @@ export async function startSluice(env: Record<string, string> = {}, options: { d
       return stopped;
     },
   };
-}
-
-/** A port nobody listens on right now (the kernel's pick). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const probe = createNetServer();
-    probe.once('error', reject);
-    probe.listen(0, HOST, () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      probe.close(() => resolvePort(port));
-    });
-  });
 }
 
 function canConnect(port: number): Promise<boolean> {

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Readable } from 'node:stream';
 import busboy from 'busboy';
+import { freePort } from './ports.js';
 
 /** One request a destination received, as it went. */
 export interface SeenRequest {
@@ -73,13 +74,7 @@ export async function startDestination(handler: DestinationHandler): Promise<Des
 
 /** A URL on which nothing listens: the port was just free. */
 export async function closedPortUrl(): Promise<string> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return `http://127.0.0.1:${port}/`;
+  return `http://127.0.0.1:${await freePort()}/`;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
