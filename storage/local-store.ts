@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { LimitExceededError, NotFoundError } from '../lib/errors.js';
 import { isFileId, newFileId } from './file-id.js';
-import { parseRecord } from './record.js';
+import { newRecord, parseRecord, serializeRecord } from './record.js';
 import type { ByteRange, FileRecord, FileWriter, NewFileMeta, Store, WriterOptions } from './store.js';
 
 /** Temporary names start with a dot and end in `.partial`: never listed, swept at start-up. */
@@ -294,19 +294,11 @@ class LocalFileWriter extends Writable implements FileWriter {
 
   async commit(): Promise<FileRecord> {
     if (this.state !== 'finished') throw new Error(`commit() in state ${this.state}`);
-    const record: FileRecord = {
-      id: this.id,
-      field: this.meta.field,
-      filename: this.meta.filename,
-      contentType: this.meta.contentType,
-      size: this.bytesWritten,
-      sha256: this.sha256 as string,
-      created: new Date().toISOString(),
-    };
+    const record = newRecord(this.id, this.meta, this.bytesWritten, this.sha256 as string);
     const recordPath = join(this.dir, `${this.id}.json`);
     const partialRecord = join(this.dir, `.${this.id}.json${PARTIAL_SUFFIX}`);
     try {
-      await writeFile(partialRecord, `${JSON.stringify(record)}\n`, { flag: 'wx', mode: 0o644 });
+      await writeFile(partialRecord, serializeRecord(record), { flag: 'wx', mode: 0o644 });
       await rename(this.partialPath, join(this.dir, this.id));
       await rename(partialRecord, recordPath);
       this.state = 'committed';

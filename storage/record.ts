@@ -1,5 +1,15 @@
 import { InternalError } from '../lib/errors.js';
-import type { FileRecord } from './store.js';
+import type { FileRecord, NewFileMeta } from './store.js';
+
+/** The record of a file committed now: what the client said of it, its size and hash, the time. */
+export function newRecord(id: string, meta: NewFileMeta, size: number, sha256: string): FileRecord {
+  return { id, field: meta.field, filename: meta.filename, contentType: meta.contentType, size, sha256, created: new Date().toISOString() };
+}
+
+/** A record as stored (sidecar file or object): one line of JSON. */
+export function serializeRecord(record: FileRecord): string {
+  return `${JSON.stringify(record)}\n`;
+}
 
 /** Reads a stored record back, checking its shape: a damaged sidecar is our failure, not the client's. */
 export function parseRecord(text: string, id: string): FileRecord {

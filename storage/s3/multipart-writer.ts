@@ -2,6 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { LimitExceededError } from '../../lib/errors.js';
 import type { FileRecord, FileWriter, NewFileMeta } from '../store.js';
+import { newRecord, serializeRecord } from '../record.js';
 import type { CompletedPart, S3Client } from './client.js';
 
 /** S3's ceiling on parts per multipart upload (API reference, "Amazon S3 multipart upload limits"). */
@@ -145,19 +146,11 @@ export class MultipartFileWriter extends Writable implements FileWriter {
 
   async commit(): Promise<FileRecord> {
     if (this.state !== 'finished') throw new Error(`commit() in state ${this.state}`);
-    const record: FileRecord = {
-      id: this.id,
-      field: this.meta.field,
-      filename: this.meta.filename,
-      contentType: this.meta.contentType,
-      size: this.bytesWritten,
-      sha256: this.sha256 as string,
-      created: new Date().toISOString(),
-    };
+    const record = newRecord(this.id, this.meta, this.bytesWritten, this.sha256 as string);
     this.recordMayExist = true;
     try {
       // Tracked, so an abort() meanwhile deletes the record only after this PUT has landed.
-      await this.track(this.target.client.putObject(this.target.recordKey, Buffer.from(`${JSON.stringify(record)}\n`), { contentType: 'application/json' }));
+      await this.track(this.target.client.putObject(this.target.recordKey, Buffer.from(serializeRecord(record)), { contentType: 'application/json' }));
       if (this.state !== 'finished') throw new Error('aborted during commit()');
       this.state = 'committed';
     } catch (err) {
