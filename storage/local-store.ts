@@ -216,13 +216,13 @@ class LocalFileWriter extends Writable implements FileWriter {
     if (buffers.length === 0) return callback();
     const fd = this.fd;
     if (fd === null) return callback(writerClosed());
-    let written!: () => void;
-    this.writing = new Promise<void>((resolve) => (written = resolve));
-    writevAll(fd, buffers, (err) => {
-      this.writing = null;
-      written();
-      if (!err) this.maybeSyncInBackground();
-      callback(err);
+    this.writing = new Promise<void>((written) => {
+      writevAll(fd, buffers, (err) => {
+        this.writing = null;
+        written();
+        if (!err) this.maybeSyncInBackground();
+        callback(err);
+      });
     });
   }
 
