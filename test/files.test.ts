@@ -7,18 +7,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { FileRecord } from '../storage/store.js';
 import { startServer, type TestServer } from './helpers/server.js';
 import { BOUNDARY, MULTIPART_TYPE, assertError, assertHealthy, multipartBody, rawExchange, rawRequest, seededBytes, sha256, type RawResponse } from './helpers/http.js';
 
-interface FileRecord {
-  readonly id: string;
-  readonly field: string | null;
-  readonly filename: string | null;
-  readonly contentType: string;
-  readonly size: number;
-  readonly sha256: string;
-  readonly created: string;
-}
 
 let server: TestServer;
 

@@ -11,6 +11,7 @@ import { request as httpRequest, type ClientRequest } from 'node:http';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { FileRecord } from '../storage/store.js';
 import { startServer, type TestServer } from './helpers/server.js';
 import {
   BOUNDARY,
@@ -28,17 +29,9 @@ import {
   type RawResponse,
 } from './helpers/http.js';
 
-interface UploadedFile {
-  readonly id: string;
-  readonly field: string | null;
-  readonly filename: string | null;
-  readonly contentType: string;
-  readonly size: number;
-  readonly sha256: string;
-}
 
 interface UploadAnswer {
-  readonly files: readonly UploadedFile[];
+  readonly files: readonly FileRecord[];
   readonly fields: ReadonlyArray<{ readonly name: string; readonly value: string }>;
 }
 
@@ -84,7 +77,7 @@ async function fetchAnswer(res: Response): Promise<UploadAnswer> {
  * same, and so are their sha256 and the record's; the sidecar holds the same record; the id
  * is the only name the file has in DATA_DIR.
  */
-async function assertStored(server: TestServer, file: UploadedFile, sent: Buffer): Promise<void> {
+async function assertStored(server: TestServer, file: FileRecord, sent: Buffer): Promise<void> {
   const expectedSha = sha256(sent);
   assert.equal(file.size, sent.length, `size of ${file.id}`);
   assert.equal(file.sha256, expectedSha, `sha256 of ${file.id}`);
@@ -93,7 +86,7 @@ async function assertStored(server: TestServer, file: UploadedFile, sent: Buffer
   assert.ok(onDisk.equals(sent), `DATA_DIR/${file.id} differs from what was sent`);
   assert.equal(sha256(onDisk), expectedSha);
 
-  const sidecar = JSON.parse(await readFile(join(server.dataDir, `${file.id}.json`), 'utf8')) as UploadedFile & { created: string };
+  const sidecar = JSON.parse(await readFile(join(server.dataDir, `${file.id}.json`), 'utf8')) as FileRecord;
   const { created, ...rest } = sidecar;
   assert.deepEqual(rest, file);
   assert.ok(!Number.isNaN(Date.parse(created)), `created ${created}`);
@@ -193,7 +186,7 @@ describe('multipart uploads that succeed', () => {
       { name: 'last', value: '' },
     ]);
     assert.equal(answer.files.length, 3);
-    const [doc, jpFile, q] = answer.files as [UploadedFile, UploadedFile, UploadedFile];
+    const [doc, jpFile, q] = answer.files as [FileRecord, FileRecord, FileRecord];
     assert.deepEqual({ ...doc, id: '' }, { id: '', field: 'doc', filename: 'naïve résumé.txt', contentType: 'text/plain', size: big.length, sha256: sha256(big) });
     assert.deepEqual({ ...jpFile, id: '' }, { id: '', field: 'jp', filename: '日本語.bin', contentType: 'application/octet-stream', size: jp.length, sha256: sha256(jp) });
     // Node's fetch (like browsers, WHATWG HTML "multipart/form-data encoding algorithm") sends a `"`
@@ -241,8 +234,8 @@ describe('multipart uploads that succeed', () => {
         { field: 'second', filename: 'b.txt', contentType: 'text/plain' },
       ],
     );
-    await assertStored(server, answer.files[0] as UploadedFile, a);
-    await assertStored(server, answer.files[1] as UploadedFile, b);
+    await assertStored(server, answer.files[0] as FileRecord, a);
+    await assertStored(server, answer.files[1] as FileRecord, b);
   });
 
   test('an empty file input (filename="" and no data) is skipped, not stored; with data it is stored without a name', async () => {
@@ -266,7 +259,7 @@ describe('multipart uploads that succeed', () => {
         await postMultipart(server2, [{ headers: ['Content-Disposition: form-data; name="upload"; filename=""'], data }]),
       );
       assert.equal(withData.files.length, 1);
-      const [file] = withData.files as [UploadedFile];
+      const [file] = withData.files as [FileRecord];
       assert.equal(file.field, 'upload');
       assert.equal(file.filename, null);
       assert.equal(file.contentType, 'application/octet-stream', 'a part without Content-Type is application/octet-stream');
@@ -336,7 +329,7 @@ describe('raw uploads', () => {
     const answer = uploadAnswer(201, out.stdout);
     assert.deepEqual(answer.fields, []);
     assert.equal(answer.files.length, 1);
-    const [file] = answer.files as [UploadedFile];
+    const [file] = answer.files as [FileRecord];
     assert.deepEqual({ ...file, id: '' }, { id: '', field: null, filename: 'rapport été.foo', contentType: 'application/x-foo', size: data.length, sha256: sha256(data) });
     await assertStored(server, file, data);
   });
@@ -369,7 +362,7 @@ describe('raw uploads', () => {
     const none = rawAnswer(await rawRequest(server.url, '/upload', { method: 'POST', body: Buffer.from('anonymous') }));
     assert.equal(none.files[0]?.filename, null);
     assert.equal(none.files[0]?.contentType, 'application/octet-stream');
-    await assertStored(server, none.files[0] as UploadedFile, Buffer.from('anonymous'));
+    await assertStored(server, none.files[0] as FileRecord, Buffer.from('anonymous'));
   });
 
   test('a malformed Content-Disposition request header is 400 CONTENT_DISPOSITION_MALFORMED and stores nothing', async () => {
@@ -387,7 +380,7 @@ describe('raw uploads', () => {
   test('chunked raw body (no Content-Length) is stored whole', async () => {
     const pieces = [seededBytes(6, 100_000), seededBytes(7, 1), seededBytes(8, 65_536)];
     const answer = rawAnswer(await rawRequest(server.url, '/upload?filename=chunked.bin', { method: 'POST', body: pieces, chunked: true }));
-    await assertStored(server, answer.files[0] as UploadedFile, Buffer.concat(pieces));
+    await assertStored(server, answer.files[0] as FileRecord, Buffer.concat(pieces));
   });
 });
 
@@ -411,7 +404,7 @@ describe('Content-Digest (RFC 9530) on raw uploads', () => {
       await writeFile(path, data);
       const out = await curl(['--data-binary', `@${path}`, '-H', 'Content-Type: application/x-foo', '-H', `Content-Digest: sha-512=:${Buffer.alloc(64).toString('base64')}:, ${digest(data)}`, `${server.url}/upload`]);
       assert.equal(out.code, 0, out.stderr);
-      await assertStored(server, uploadAnswer(201, out.stdout).files[0] as UploadedFile, data);
+      await assertStored(server, uploadAnswer(201, out.stdout).files[0] as FileRecord, data);
     } finally {
       await server.close();
     }
@@ -671,8 +664,8 @@ describe('limits from the environment are 413 with the right code, and leave not
       );
       const answer = rawAnswer(res);
       assert.deepEqual(answer.fields, [{ name: 'only', value: 'x'.repeat(16) }]);
-      await assertStored(server, answer.files[0] as UploadedFile, a);
-      await assertStored(server, answer.files[1] as UploadedFile, b);
+      await assertStored(server, answer.files[0] as FileRecord, a);
+      await assertStored(server, answer.files[1] as FileRecord, b);
     } finally {
       await server.close();
     }
@@ -687,7 +680,7 @@ describe('limits from the environment are 413 with the right code, and leave not
       assertError(await rawRequest(server.url, '/upload', { method: 'POST', body: [body.subarray(0, 1000), body.subarray(1000)], chunked: true }), 413, 'FILE_TOO_LARGE');
       await assertNothingLeft(server);
       const ok = rawAnswer(await rawRequest(server.url, '/upload', { method: 'POST', body: body.subarray(0, 1024) }));
-      await assertStored(server, ok.files[0] as UploadedFile, body.subarray(0, 1024));
+      await assertStored(server, ok.files[0] as FileRecord, body.subarray(0, 1024));
     } finally {
       await server.close();
     }
@@ -720,8 +713,8 @@ describe('limits from the environment are 413 with the right code, and leave not
       // With a Content-Length (as fetch, curl and browsers send), so the up-front check is involved.
       const res = await postMultipart(server, [filePart('a', 'a.bin', a), filePart('b', 'b.bin', b)]);
       const answer = rawAnswer(res);
-      await assertStored(server, answer.files[0] as UploadedFile, a);
-      await assertStored(server, answer.files[1] as UploadedFile, b);
+      await assertStored(server, answer.files[0] as FileRecord, a);
+      await assertStored(server, answer.files[1] as FileRecord, b);
     } finally {
       await server.close();
     }
