@@ -20,7 +20,9 @@ const SYNC_EVERY_BYTES = 32 * 1024 * 1024;
  * on a VM the thread wake-ups cost more CPU than copying the bytes: measured here (bench/, 1 GiB
  * multipart upload), one write per 64 KiB socket read ran at 265 MB/s and 4.0 CPU-s/GiB, 512 KiB
  * batches at ~390 MB/s and ~3.0 CPU-s/GiB. Larger batches gained nothing more and cost memory
- * in every concurrent upload (a writer holds up to this plus its high-water mark).
+ * in every concurrent upload. One batch is written behind while the next is gathered (so the
+ * hash and the socket keep going during the write), so a writer holds up to two batches plus
+ * its high-water mark.
  */
 const WRITE_BATCH_BYTES = 512 * 1024;
 
@@ -154,6 +156,8 @@ class LocalFileWriter extends Writable implements FileWriter {
   private syncing: Promise<void> | null = null;
   /** A writev in flight. destroy() does not wait for it by itself; closing under it could hit a reused descriptor. */
   private writing: Promise<void> | null = null;
+  /** Why a write behind failed: the writer is destroyed with it, and a waiting flush or finish reports it. */
+  private writeError: Error | null = null;
 
   constructor(dir: string, meta: NewFileMeta, maxBytes: number, backgroundSync: BackgroundSyncSlot | null) {
     super({ highWaterMark: 64 * 1024 });
@@ -201,8 +205,8 @@ class LocalFileWriter extends Writable implements FileWriter {
 
   /**
    * Writes what was gathered once it reaches WRITE_BATCH_BYTES; below that the chunk is only
-   * held, and the stream asks for the next one at once. A failed write fails the chunk that
-   * triggered it, and so the stream, and so the upload: no byte is lost silently.
+   * held, and the stream asks for the next one at once. A failed write destroys the writer with
+   * its error, which fails the upload: no byte is lost silently.
    */
   private flushIfFull(callback: (err?: Error | null) => void): void {
     if (this.gatheredBytes < WRITE_BATCH_BYTES) return callback();
@@ -210,6 +214,11 @@ class LocalFileWriter extends Writable implements FileWriter {
   }
 
   private flushGathered(callback: (err?: Error | null) => void): void {
+    if (this.writing !== null) {
+      // One writev at a time: a full batch waits for the one before it, and so does the stream.
+      void this.writing.then(() => (this.destroyed ? callback(this.writeError ?? writerClosed()) : this.flushGathered(callback)));
+      return;
+    }
     const buffers = this.gathered;
     this.gathered = [];
     this.gatheredBytes = 0;
@@ -220,10 +229,13 @@ class LocalFileWriter extends Writable implements FileWriter {
       writevAll(fd, buffers, (err) => {
         this.writing = null;
         written();
-        if (!err) this.maybeSyncInBackground();
-        callback(err);
+        if (!err) return this.maybeSyncInBackground();
+        this.writeError = err;
+        this.destroy(err);
       });
     });
+    // Written behind: the next batch is hashed and gathered while this one goes to disk.
+    callback();
   }
 
   private maybeSyncInBackground(): void {
@@ -263,7 +275,7 @@ class LocalFileWriter extends Writable implements FileWriter {
     this.afterIo(() => {
       const fd = this.fd;
       // Destroyed while the last batch was being written: destroy() closes the descriptor.
-      if (fd === null) return callback(writerClosed());
+      if (fd === null) return callback(this.writeError ?? writerClosed());
       const closeFd = (syncErr: Error | null): void => {
         this.fd = null;
         close(fd, (closeErr) => {
