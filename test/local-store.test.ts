@@ -52,6 +52,22 @@ describe('LocalStore writer', () => {
     assert.deepEqual(readdirSync(dir).sort(), [record.id, `${record.id}.json`].sort());
   });
 
+  test('many files written at once (their writes wait for turns) are each stored byte for byte', async () => {
+    const files = Array.from({ length: 6 }, (_, i) => randomBytes(2 * 1024 * 1024 + i * 1_001));
+    const records = await Promise.all(
+      files.map(async (data) => {
+        const writer = store.createWriter(meta);
+        await pipeline(Readable.from(unevenChunks(data)), writer);
+        return writer.commit();
+      }),
+    );
+    records.forEach((record, i) => {
+      const data = files[i] as Buffer;
+      assert.equal(record.sha256, createHash('sha256').update(data).digest('hex'));
+      assert.ok(readFileSync(join(dir, record.id)).equals(data), `file ${i}: the stored bytes differ from the written ones`);
+    });
+  });
+
   test('a file smaller than one write batch is stored too (written at the end)', async () => {
     const data = randomBytes(1000);
     const writer = store.createWriter(meta);
