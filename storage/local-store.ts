@@ -29,8 +29,8 @@ const WRITE_BATCH_BYTES = 512 * 1024;
 /**
  * Writes in flight at once, store-wide. Many files written together on this 2-vCPU VM made the
  * kernel spend ~3× the system time per GiB (measured in libuv's threads, 32 concurrent uploads):
- * their writes contend with each other. Queued, they go through one after the other and no
- * slower, and two leave the thread pool room for syncs, opens and renames.
+ * their writes contend with each other. Queued, two at a time, they go through no slower, and
+ * the thread pool keeps room for syncs, opens and renames.
  */
 const CONCURRENT_WRITES = 2;
 
@@ -165,7 +165,7 @@ class LocalFileWriter extends Writable implements FileWriter {
   private gatheredBytes = 0;
   /** A background fdatasync in flight; the descriptor is not closed under it. */
   private syncing: Promise<void> | null = null;
-  /** A writev in flight. destroy() does not wait for it by itself; closing under it could hit a reused descriptor. */
+  /** A writev in flight or waiting for its turn. destroy() does not wait for it by itself; closing under it could hit a reused descriptor. */
   private writing: Promise<void> | null = null;
   /** Why a write behind failed: the writer is destroyed with it, and a waiting flush or finish reports it. */
   private writeError: Error | null = null;
