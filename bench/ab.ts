@@ -16,20 +16,15 @@ import { fileURLToPath } from 'node:url';
 import { parseSize } from '../lib/size.js';
 import { buildHelpers } from './lib/build-helpers.js';
 import { deployedTuning } from './lib/deployed-env.js';
-import { runRow } from './lib/harness.js';
+import { runRow, transferTimeout } from './lib/harness.js';
 import { installCleanup } from './lib/processes.js';
+import { ratio, summarize } from './lib/summary.js';
 import type { BenchContext, RowResult } from './lib/types.js';
 import { planRows } from './scenarios/index.js';
 
 const USAGE = 'Usage: npm run bench:ab -- --rows <row,row> [--rounds 5] [--size 1GiB] <server.js> <server.js> [...]';
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoDir = resolve(benchDir, '..');
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
 
 function parse(argv: readonly string[]): { rows: string[]; rounds: number; size: number; servers: string[] } {
   let rows: string[] = [];
@@ -66,13 +61,14 @@ async function main(): Promise<void> {
     client: 'node',
     profileDir: null,
     processEnv: deployedTuning(repoDir),
-    timeoutFor: (bytes) => 60_000 + (bytes / 20e6) * 1000,
+    timeoutFor: transferTimeout,
   });
-  // results[row label] = one result per round
-  const results = new Map<string, RowResult[]>();
-  const record = (label: string, r: RowResult): void => {
-    results.set(label, [...(results.get(label) ?? []), r]);
-    process.stderr.write(`${label}: ${Math.round(r.mbps)} MB/s, CPU ${(r.cpuSeconds / (r.bytes / 2 ** 30)).toFixed(2)} s/GiB, peak ${(r.peakRssKiB / 1024).toFixed(1)} MiB\n`);
+  // Each build's rows are named `<row> #<build>`, so the bench's own summary and paired ratios apply.
+  const label = (row: string, build: number): string => `${row} #${build + 1}`;
+  const results: RowResult[] = [];
+  const record = (name: string, r: RowResult): void => {
+    results.push({ ...r, name });
+    process.stderr.write(`${name}: ${Math.round(r.mbps)} MB/s, CPU ${(r.cpuSeconds / (r.bytes / 2 ** 30)).toFixed(2)} s/GiB, peak ${(r.peakRssKiB / 1024).toFixed(1)} MiB\n`);
   };
   for (let round = 1; round <= rounds; round += 1) {
     process.stderr.write(`[round ${round}/${rounds}]\n`);
@@ -81,19 +77,17 @@ async function main(): Promise<void> {
         record(plan.name, await runRow(context(servers[0] as string), plan, round));
         continue;
       }
-      for (const [b, server] of servers.entries()) record(`${plan.name} #${b + 1}`, await runRow(context(server), plan, round));
+      for (const [b, server] of servers.entries()) record(label(plan.name, b), await runRow(context(server), plan, round));
     }
   }
+  const summaries = summarize(results, new Map());
   console.log(`builds: ${servers.map((s, b) => `#${b + 1} ${s}`).join(', ')}; ${rounds} round(s)\n`);
-  for (const [label, rs] of results) {
-    const first = results.get(label.replace(/#\d+$/, '#1'));
-    const paired =
-      label.endsWith('#1') || first === undefined || !/#\d+$/.test(label)
-        ? ''
-        : `  ${median(rs.map((r, i) => r.mbps / (first[i] as RowResult).mbps)).toFixed(2)}× #1 (paired by round)`;
-    const cpu = median(rs.map((r) => r.cpuSeconds / (r.bytes / 2 ** 30)));
+  for (const row of summaries) {
+    const first = row.name.replace(/ #\d+$/, ' #1');
+    const paired = row.group === 'sluice' && first !== row.name ? `  ${ratio(summaries, row.name, first).toFixed(2)}× #1 (paired by round)` : '';
+    const perRound = results.filter((r) => r.name === row.name).map((r) => Math.round(r.mbps));
     console.log(
-      `${label.padEnd(32)} ${Math.round(median(rs.map((r) => r.mbps))).toString().padStart(6)} MB/s  ${cpu.toFixed(2)} CPU-s/GiB  peak ${median(rs.map((r) => r.peakRssKiB / 1024)).toFixed(1)} MiB  rounds: ${rs.map((r) => Math.round(r.mbps)).join(', ')}${paired}`,
+      `${row.name.padEnd(32)} ${Math.round(row.mbps).toString().padStart(6)} MB/s  ${row.cpuSecondsPerGiB.toFixed(2)} CPU-s/GiB  peak ${row.peakRssMiB.toFixed(1)} MiB  rounds: ${perRound.join(', ')}${paired}`,
     );
   }
 }

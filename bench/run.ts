@@ -18,7 +18,7 @@ import { parseArgs, USAGE, type RunArgs } from './lib/args.js';
 import { buildHelpers } from './lib/build-helpers.js';
 import { deployedTuning } from './lib/deployed-env.js';
 import { measureGenerator } from './lib/generator-rate.js';
-import { runRow } from './lib/harness.js';
+import { runRow, transferTimeout } from './lib/harness.js';
 import { formatParserTable } from './lib/parser-table.js';
 import type { ParserReport } from './lib/parser-types.js';
 import { installCleanup, spawnTracked, waitForExit } from './lib/processes.js';
@@ -30,11 +30,6 @@ import { knownNames, planRows, REFERENCE_SIZE } from './scenarios/index.js';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoDir = resolve(benchDir, '..');
-
-/** Bounds every transfer: 60 s plus 20 MB/s, far slower than anything healthy. */
-function timeoutFor(bytes: number): number {
-  return 60_000 + (bytes / 20e6) * 1000;
-}
 
 function progress(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -92,7 +87,7 @@ async function main(args: RunArgs): Promise<number> {
   const buildDir = buildHelpers(benchDir);
   if (args.profileDir !== null) mkdirSync(args.profileDir, { recursive: true });
   const processEnv = deployedTuning(repoDir);
-  const ctx: BenchContext = { repoDir, serverScript, buildDir, client: args.client, profileDir: args.profileDir, processEnv, timeoutFor };
+  const ctx: BenchContext = { repoDir, serverScript, buildDir, client: args.client, profileDir: args.profileDir, processEnv, timeoutFor: transferTimeout };
   const plans = planRows(args.size, args.only);
   const wantParser = args.only === null || args.only.includes('parser');
 

@@ -46,6 +46,11 @@ function tail(file: string): string {
   }
 }
 
+/** Bounds every transfer: 60 s plus 20 MB/s, far slower than anything healthy. */
+export function transferTimeout(bytes: number): number {
+  return 60_000 + (bytes / 20e6) * 1000;
+}
+
 export async function runRow(ctx: BenchContext, plan: RowPlan, round: number): Promise<RowResult> {
   const tmpDir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
   const dataDir = join(tmpDir, 'data');
