@@ -169,8 +169,6 @@ class LocalFileWriter extends Writable implements FileWriter {
   private syncing: Promise<void> | null = null;
   /** A writev in flight or waiting for its turn. destroy() does not wait for it by itself; closing under it could hit a reused descriptor. */
   private writing: Promise<void> | null = null;
-  /** Why a write behind failed: the writer is destroyed with it, and a waiting flush or finish reports it. */
-  private writeError: Error | null = null;
 
   constructor(dir: string, meta: NewFileMeta, maxBytes: number, writeTurns: Turns, backgroundSync: BackgroundSyncSlot | null) {
     super({ highWaterMark: 64 * 1024 });
@@ -230,7 +228,7 @@ class LocalFileWriter extends Writable implements FileWriter {
   private flushGathered(callback: (err?: Error | null) => void): void {
     if (this.writing !== null) {
       // One writev at a time: a full batch waits for the one before it, and so does the stream.
-      void this.writing.then(() => (this.destroyed ? callback(this.writeError ?? writerClosed()) : this.flushGathered(callback)));
+      void this.writing.then(() => (this.destroyed ? callback(this.errored ?? writerClosed()) : this.flushGathered(callback)));
       return;
     }
     const buffers = this.gathered;
@@ -245,7 +243,7 @@ class LocalFileWriter extends Writable implements FileWriter {
           this.writing = null;
           written();
           if (!err) return this.maybeSyncInBackground();
-          this.writeError = err;
+          // The writer fails with it (`errored`); a waiting flush or finish reports it.
           this.destroy(err);
         };
         // Destroyed while waiting for its turn: destroy() closes the descriptor after this.
@@ -295,7 +293,7 @@ class LocalFileWriter extends Writable implements FileWriter {
     this.afterIo(() => {
       const fd = this.fd;
       // Destroyed while the last batch was being written: destroy() closes the descriptor.
-      if (fd === null) return callback(this.writeError ?? writerClosed());
+      if (fd === null) return callback(this.errored ?? writerClosed());
       const closeFd = (syncErr: Error | null): void => {
         this.fd = null;
         close(fd, (closeErr) => {
