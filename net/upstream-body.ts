@@ -88,8 +88,7 @@ export class UpstreamBody extends Readable {
    * otherwise the origin has stalled mid-body: 504 for POST /fetch, a broken download for GET.
    */
   private onIdle(): void {
-    if (this.upstreamEnded || this.response.isPaused()) return;
-    if (this.destroyed) return;
+    if (this.upstreamEnded || this.destroyed || this.response.isPaused()) return;
     this.destroy(new GatewayTimeoutError('UPSTREAM_TIMEOUT', `The origin sent nothing for ${this.idleMs} ms in the middle of the body`));
   }
 
