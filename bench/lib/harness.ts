@@ -8,7 +8,8 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { epochMs } from './clients.js';
-import { freePort, spawnTracked, stopProcess, waitForPort } from './processes.js';
+import { freePort } from '../../test/helpers/ports.js';
+import { spawnTracked, stopProcess, waitForPort } from './processes.js';
 import { readCpuSeconds, readMemoryStatus, RssSampler } from './rss-sampler.js';
 import type { BenchContext, RowPlan, RowResult } from './types.js';
 
