@@ -8,6 +8,7 @@ import { createApp } from './lib/app.js';
 import { createLogger } from './lib/log.js';
 import { createMetrics } from './lib/prometheus.js';
 import { createStore } from './storage/create-store.js';
+import { LocalStore } from './storage/local-store.js';
 
 async function main(): Promise<void> {
   let config: Config;
@@ -29,6 +30,9 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   const store = await createStore(config);
   await store.open();
+  if (config.directIo && store instanceof LocalStore && !store.writesDirect) {
+    log.warn('DATA_DIR does not take O_DIRECT writes; files are written through the page cache', { dataDir: config.dataDir });
+  }
   const app = createApp({ config, store, log, metrics: createMetrics() });
 
   // Signal handlers go in before the "listening" line: whoever reads that line (systemd, a test,

@@ -18,6 +18,8 @@ export interface Config {
   readonly minFreeBytes: number;
   /** fdatasync each file before it becomes visible (a 201 means the bytes are on disk). */
   readonly fsync: boolean;
+  /** Write files with O_DIRECT where DATA_DIR's file system takes it (page-cache writes elsewhere). */
+  readonly directIo: boolean;
   readonly maxConcurrentUploads: number;
   readonly authToken: string | null;
   readonly idleTimeoutMs: number;
@@ -83,6 +85,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'MAX_PART_HEADER_BYTES', kind: 'size', fallback: '16KiB', help: "bytes of one part's header block" },
   { env: 'MIN_FREE_BYTES', kind: 'size', fallback: '0', help: 'space to keep free in DATA_DIR' },
   { env: 'FSYNC', kind: 'bool', fallback: 'true', help: 'fdatasync each file before answering 201 (false: faster, not crash-safe)' },
+  { env: 'DIRECT_IO', kind: 'bool', fallback: 'true', help: 'write files with O_DIRECT, around the page cache, where the file system takes it' },
   { env: 'MAX_CONCURRENT_UPLOADS', kind: 'count', fallback: '64', help: 'uploads in flight before 503' },
   { env: 'AUTH_TOKEN', kind: 'string', fallback: '', help: 'bearer token required on every route but /healthz', secret: true },
   { env: 'IDLE_TIMEOUT_MS', kind: 'ms', fallback: '60000', help: 'abort a request body idle this long (408)' },
@@ -169,6 +172,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
     maxPartHeaderBytes: parse('MAX_PART_HEADER_BYTES', size),
     minFreeBytes: parse('MIN_FREE_BYTES', size),
     fsync: parse('FSYNC', bool),
+    directIo: parse('DIRECT_IO', bool),
     maxConcurrentUploads: parse('MAX_CONCURRENT_UPLOADS', positiveCount),
     authToken: get('AUTH_TOKEN') === '' ? null : get('AUTH_TOKEN'),
     idleTimeoutMs: parse('IDLE_TIMEOUT_MS', ms),

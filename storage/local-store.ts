@@ -1,13 +1,15 @@
 import { createHash, type Hash } from 'node:crypto';
-import { close, fdatasync, open, writev } from 'node:fs';
+import { close, constants, fdatasync, ftruncate, open, writev } from 'node:fs';
 import { mkdir, open as openFile, readdir, readFile, rename, statfs, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { LimitExceededError, NotFoundError } from '../lib/errors.js';
+import { AlignedMemoryPool, DIRECT_IO_ALIGNMENT } from './aligned-memory.js';
 import { isFileId, newFileId } from './file-id.js';
 import { newRecord, parseRecord, serializeRecord } from './record.js';
 import type { ByteRange, FileRecord, FileWriter, NewFileMeta, Store, WriterOptions } from './store.js';
 import { Turns } from './turns.js';
+import { AlignedBatches, GatheredBatches, type WriteBatches } from './write-batches.js';
 
 /** Temporary names start with a dot and end in `.partial`: never listed, swept at start-up. */
 const PARTIAL_SUFFIX = '.partial';
@@ -17,13 +19,13 @@ const PARTIAL_SUFFIX = '.partial';
  */
 const SYNC_EVERY_BYTES = 32 * 1024 * 1024;
 /**
- * Bytes gathered into one writev. Every write is a round trip through libuv's thread pool, and
- * on a VM the thread wake-ups cost more CPU than copying the bytes: measured here (bench/, 1 GiB
- * multipart upload), one write per 64 KiB socket read ran at 265 MB/s and 4.0 CPU-s/GiB, 512 KiB
- * batches at ~390 MB/s and ~3.0 CPU-s/GiB. Larger batches gained nothing more and cost memory
- * in every concurrent upload. One batch is written behind while the next is gathered (so the
- * hash and the socket keep going during the write), so a writer holds up to two batches plus
- * its high-water mark.
+ * Bytes of one write. Every write is a round trip through libuv's thread pool, and on a VM the
+ * thread wake-ups cost more CPU than copying the bytes: measured here (bench/, 1 GiB multipart
+ * upload, page-cache writes), one write per 64 KiB socket read ran at 265 MB/s and 4.0
+ * CPU-s/GiB, 512 KiB batches at ~390 MB/s and ~3.0 CPU-s/GiB. Larger batches gained nothing
+ * more and cost memory in every concurrent upload. One batch is written behind while the next
+ * is gathered (so the hash and the socket keep going during the write), so a writer holds up to
+ * two batches plus its high-water mark.
  */
 const WRITE_BATCH_BYTES = 512 * 1024;
 /**
@@ -35,10 +37,18 @@ const WRITE_BATCH_BYTES = 512 * 1024;
  * fraction of a millisecond, so the wait for a turn is short.
  */
 const CONCURRENT_WRITES = 1;
+/** Direct-write buffers (two batches each) kept for the next file once their writer is done. */
+const IDLE_DIRECT_BUFFERS = 4;
+const O_DIRECT_CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT;
 
 export interface LocalStoreOptions {
   /** fdatasync every file before it can become visible (default true). */
   readonly fsync?: boolean;
+  /**
+   * Write files with O_DIRECT, around the page cache (default true), where the file system
+   * takes it: `open()` tries, and falls back to page-cache writes if it is refused.
+   */
+  readonly directIo?: boolean;
 }
 
 /**
@@ -57,10 +67,19 @@ export class LocalStore implements Store {
    */
   private readonly backgroundSync: BackgroundSyncSlot = { busy: false };
   private readonly writeTurns = new Turns(CONCURRENT_WRITES);
+  private readonly directIoWanted: boolean;
+  /** Set by open() when the directory's file system takes O_DIRECT writes. */
+  private directBuffers: AlignedMemoryPool | null = null;
 
   constructor(dir: string, options: LocalStoreOptions = {}) {
     this.dir = dir;
     this.fsync = options.fsync ?? true;
+    this.directIoWanted = options.directIo ?? true;
+  }
+
+  /** Whether files are written with O_DIRECT: asked for, and taken by the file system (known after open()). */
+  get writesDirect(): boolean {
+    return this.directBuffers !== null;
   }
 
   async open(): Promise<void> {
@@ -72,10 +91,18 @@ export class LocalStore implements Store {
       const leftover = (name.startsWith('.') && name.endsWith(PARTIAL_SUFFIX)) || (isFileId(name) && !records.has(name));
       if (leftover) await unlink(join(this.dir, name)).catch(() => {});
     }
+    if (this.directIoWanted) {
+      const pool = new AlignedMemoryPool(2 * WRITE_BATCH_BYTES, IDLE_DIRECT_BUFFERS);
+      if (await takesDirectWrites(this.dir, pool)) this.directBuffers = pool;
+    }
   }
 
   createWriter(meta: NewFileMeta, options: WriterOptions = {}): FileWriter {
-    return new LocalFileWriter(this.dir, meta, options.maxBytes ?? Infinity, this.writeTurns, this.fsync ? this.backgroundSync : null);
+    return new LocalFileWriter(this.dir, meta, options.maxBytes ?? Infinity, {
+      writeTurns: this.writeTurns,
+      backgroundSync: this.fsync ? this.backgroundSync : null,
+      directBuffers: this.directBuffers,
+    });
   }
 
   async stat(id: string): Promise<FileRecord | null> {
@@ -121,9 +148,10 @@ export class LocalStore implements Store {
     return records.sort((a, b) => (a.created < b.created ? -1 : a.created > b.created ? 1 : a.id < b.id ? -1 : 1));
   }
 
-  async freeBytes(): Promise<number> {
+  async freeBytes(): Promise<number | null> {
     const s = await statfs(this.dir);
-    return s.bavail * s.bsize;
+    // A file system of zero blocks (ramfs) does not count its space: unknown, not full.
+    return s.blocks === 0 ? null : s.bavail * s.bsize;
   }
 
   async close(): Promise<void> {}
@@ -139,11 +167,47 @@ async function unlinkIfPresent(path: string): Promise<boolean> {
   }
 }
 
+/**
+ * Whether the file system of `dir` takes O_DIRECT writes of the alignment the writers use: one
+ * aligned block written to a temporary file. Some refuse the flag at open (EINVAL: ramfs, older
+ * tmpfs, some FUSE and network file systems); those get page-cache writes.
+ */
+async function takesDirectWrites(dir: string, pool: AlignedMemoryPool): Promise<boolean> {
+  const path = join(dir, `.${newFileId()}${PARTIAL_SUFFIX}`);
+  const block = pool.take();
+  try {
+    const handle = await openFile(path, O_DIRECT_CREATE, 0o600);
+    try {
+      await handle.write(block, 0, DIRECT_IO_ALIGNMENT, 0);
+    } finally {
+      await handle.close();
+    }
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return false;
+    throw err;
+  } finally {
+    pool.release(block);
+    // A refused open may have created the file before refusing the flag.
+    await unlinkIfPresent(path);
+  }
+}
+
 type WriterState = 'writing' | 'finished' | 'committed' | 'aborted';
 
 /** Shared by a store's writers: whether one of them has a background fdatasync in flight. */
 interface BackgroundSyncSlot {
   busy: boolean;
+}
+
+/** What a store's writers share. */
+interface WriterIo {
+  /** The store's turns for writes: its writers' writev calls, CONCURRENT_WRITES at a time. */
+  readonly writeTurns: Turns;
+  /** fsync on: the store's background-sync slot; fsync off: null. */
+  readonly backgroundSync: BackgroundSyncSlot | null;
+  /** O_DIRECT writes: the pool of aligned buffers; page-cache writes: null. */
+  readonly directBuffers: AlignedMemoryPool | null;
 }
 
 class LocalFileWriter extends Writable implements FileWriter {
@@ -154,38 +218,38 @@ class LocalFileWriter extends Writable implements FileWriter {
   private readonly meta: NewFileMeta;
   private readonly maxBytes: number;
   private readonly hash: Hash = createHash('sha256');
+  private readonly io: WriterIo;
   private fd: number | null = null;
   private state: WriterState = 'writing';
   private abortion: Promise<void> | null = null;
-  /** The store's turns for writes: its writers' writev calls, CONCURRENT_WRITES at a time. */
-  private readonly writeTurns: Turns;
-  /** fsync on: the store's background-sync slot; fsync off: null. */
-  private readonly backgroundSync: BackgroundSyncSlot | null;
   private syncedUpTo = 0;
-  /** Chunks taken but not yet written: they go to disk together, in one writev. */
-  private gathered: Buffer[] = [];
-  private gatheredBytes = 0;
+  /** Bytes taken but not yet written: they go to disk together, one batch per write. */
+  private readonly batches: WriteBatches;
   /** A background fdatasync in flight; the descriptor is not closed under it. */
   private syncing: Promise<void> | null = null;
   /** A writev in flight or waiting for its turn. destroy() does not wait for it by itself; closing under it could hit a reused descriptor. */
   private writing: Promise<void> | null = null;
 
-  constructor(dir: string, meta: NewFileMeta, maxBytes: number, writeTurns: Turns, backgroundSync: BackgroundSyncSlot | null) {
+  constructor(dir: string, meta: NewFileMeta, maxBytes: number, io: WriterIo) {
     super({ highWaterMark: 64 * 1024 });
     this.dir = dir;
     this.meta = meta;
     this.maxBytes = maxBytes;
-    this.writeTurns = writeTurns;
-    this.backgroundSync = backgroundSync;
+    this.io = io;
+    this.batches = io.directBuffers !== null ? new AlignedBatches(io.directBuffers) : new GatheredBatches(WRITE_BATCH_BYTES);
   }
 
   private get partialPath(): string {
     return join(this.dir, `.${this.id}${PARTIAL_SUFFIX}`);
   }
 
+  private get direct(): boolean {
+    return this.io.directBuffers !== null;
+  }
+
   override _construct(callback: (err?: Error | null) => void): void {
-    // 'wx': never follow or reuse anything already at that name.
-    open(this.partialPath, 'wx', 0o644, (err, fd) => {
+    // Exclusive create: never follow or reuse anything already at that name.
+    open(this.partialPath, this.direct ? O_DIRECT_CREATE : 'wx', 0o644, (err, fd) => {
       if (err) return callback(err);
       this.fd = fd;
       callback();
@@ -193,51 +257,44 @@ class LocalFileWriter extends Writable implements FileWriter {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    if (!this.admit(chunk.length, callback)) return;
-    this.hash.update(chunk);
-    this.gather(chunk);
-    this.flushIfFull(callback);
-  }
-
-  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (err?: Error | null) => void): void {
-    let total = 0;
-    for (const c of chunks) total += c.chunk.length;
-    if (!this.admit(total, callback)) return;
-    for (const c of chunks) {
-      this.hash.update(c.chunk);
-      this.gather(c.chunk);
+    if (this.bytesWritten + chunk.length > this.maxBytes) {
+      return callback(new LimitExceededError('FILE_TOO_LARGE', `File is larger than the limit of ${this.maxBytes} bytes`, this.maxBytes));
     }
-    this.flushIfFull(callback);
-  }
-
-  private gather(chunk: Buffer): void {
-    this.gathered.push(chunk);
-    this.gatheredBytes += chunk.length;
+    this.bytesWritten += chunk.length;
+    this.hash.update(chunk);
+    this.addChunk(chunk, 0, callback);
   }
 
   /**
-   * Writes what was gathered once it reaches WRITE_BATCH_BYTES; below that the chunk is only
-   * held, and the stream asks for the next one at once. A failed write destroys the writer with
-   * its error, which fails the upload: no byte is lost silently.
+   * Adds `chunk` from `from` on to the batches. Below a full batch the chunk is only held (or
+   * copied) and the stream asks for the next one at once; a full batch is written first.
    */
-  private flushIfFull(callback: (err?: Error | null) => void): void {
-    if (this.gatheredBytes < WRITE_BATCH_BYTES) return callback();
-    this.flushGathered(callback);
+  private addChunk(chunk: Buffer, from: number, callback: (err?: Error | null) => void): void {
+    const next = this.batches.add(chunk, from);
+    if (!this.batches.full) return callback();
+    this.flushBatch(false, (err) => {
+      if (err) callback(err);
+      else if (next < chunk.length) this.addChunk(chunk, next, callback);
+      else callback();
+    });
   }
 
-  private flushGathered(callback: (err?: Error | null) => void): void {
+  /**
+   * Writes the gathered batch behind: the callback runs once the write is under way, so the
+   * next batch is hashed and gathered meanwhile. A failed write destroys the writer with its
+   * error, which fails the upload: no byte is lost silently.
+   */
+  private flushBatch(last: boolean, callback: (err?: Error | null) => void): void {
     if (this.writing !== null) {
-      // One writev at a time: a full batch waits for the one before it, and so does the stream.
-      void this.writing.then(() => (this.destroyed ? callback(this.errored ?? writerClosed()) : this.flushGathered(callback)));
+      // One write at a time: a full batch waits for the one before it, and so does the stream.
+      void this.writing.then(() => (this.destroyed ? callback(this.errored ?? writerClosed()) : this.flushBatch(last, callback)));
       return;
     }
-    const buffers = this.gathered;
-    this.gathered = [];
-    this.gatheredBytes = 0;
-    if (buffers.length === 0) return callback();
     if (this.fd === null) return callback(writerClosed());
+    const buffers = this.batches.take(last);
+    if (buffers.length === 0) return callback();
     this.writing = new Promise<void>((written) => {
-      this.writeTurns.take((turnDone) => {
+      this.io.writeTurns.take((turnDone) => {
         const finish = (err?: Error | null): void => {
           turnDone();
           this.writing = null;
@@ -252,15 +309,15 @@ class LocalFileWriter extends Writable implements FileWriter {
         writevAll(fd, buffers, finish);
       });
     });
-    // Written behind: the next batch is hashed and gathered while this one goes to disk.
     callback();
   }
 
   private maybeSyncInBackground(): void {
-    const slot = this.backgroundSync;
+    const slot = this.io.backgroundSync;
     const fd = this.fd;
-    // fd is null once destroy() has taken the descriptor (it closes it when no I/O is left).
-    if (fd === null || slot === null || slot.busy || this.syncing !== null || this.bytesWritten - this.syncedUpTo < SYNC_EVERY_BYTES) return;
+    // Direct writes leave no dirty pages behind to write back. fd is null once destroy() has
+    // taken the descriptor (it closes it when no I/O is left).
+    if (this.direct || fd === null || slot === null || slot.busy || this.syncing !== null || this.bytesWritten - this.syncedUpTo < SYNC_EVERY_BYTES) return;
     slot.busy = true;
     this.syncedUpTo = this.bytesWritten;
     this.syncing = new Promise<void>((resolve) => fdatasync(fd, () => resolve())).then(() => {
@@ -276,17 +333,8 @@ class LocalFileWriter extends Writable implements FileWriter {
     else void busy.then(() => this.afterIo(then));
   }
 
-  private admit(length: number, callback: (err?: Error | null) => void): boolean {
-    if (this.bytesWritten + length > this.maxBytes) {
-      callback(new LimitExceededError('FILE_TOO_LARGE', `File is larger than the limit of ${this.maxBytes} bytes`, this.maxBytes));
-      return false;
-    }
-    this.bytesWritten += length;
-    return true;
-  }
-
   override _final(callback: (err?: Error | null) => void): void {
-    this.flushGathered((err) => (err ? callback(err) : this.finishFile(callback)));
+    this.flushBatch(true, (err) => (err ? callback(err) : this.finishFile(callback)));
   }
 
   private finishFile(callback: (err?: Error | null) => void): void {
@@ -294,19 +342,21 @@ class LocalFileWriter extends Writable implements FileWriter {
       const fd = this.fd;
       // Destroyed while the last batch was being written: destroy() closes the descriptor.
       if (fd === null) return callback(this.errored ?? writerClosed());
-      const closeFd = (syncErr: Error | null): void => {
+      const closeFd = (err: Error | null): void => {
         this.fd = null;
         close(fd, (closeErr) => {
-          const err = syncErr ?? closeErr;
-          if (err) return callback(err);
+          this.batches.dispose();
+          if (err ?? closeErr) return callback(err ?? closeErr);
           this.sha256 = this.hash.digest('hex');
           this.state = 'finished';
           callback();
         });
       };
       // Durable before it can become visible: a crash must never leave a renamed, half-written file.
-      if (this.backgroundSync !== null) fdatasync(fd, closeFd);
-      else closeFd(null);
+      const sync = (): void => (this.io.backgroundSync !== null ? fdatasync(fd, closeFd) : closeFd(null));
+      // The last direct write was padded to the alignment: cut the file back to its length.
+      if (this.direct && this.bytesWritten % DIRECT_IO_ALIGNMENT !== 0) ftruncate(fd, this.bytesWritten, (err) => (err ? closeFd(err) : sync()));
+      else sync();
     });
   }
 
@@ -314,6 +364,7 @@ class LocalFileWriter extends Writable implements FileWriter {
     const fd = this.fd;
     this.fd = null;
     const done = (): void => {
+      this.batches.dispose();
       // Destroyed before finishing (an error, an abort upstream): the partial bytes go.
       if (this.state === 'writing') void this.abort();
       callback(err);

@@ -1,11 +1,12 @@
 /**
- * The local store's file writer on its own: what reaches the disk is exactly what was written,
- * however the chunks are cut (it gathers them into larger writes), and a writer that fails or
- * is destroyed half-way leaves no file and no open descriptor behind.
+ * The local store's file writer on its own, writing with O_DIRECT and through the page cache:
+ * what reaches the disk is exactly what was written, however the chunks are cut (it gathers
+ * them into larger writes, and pads and truncates the last direct one), and a writer that fails
+ * or is destroyed half-way leaves no file and no open descriptor behind.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { constants, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -13,14 +14,10 @@ import { finished, pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { LocalStore } from '../storage/local-store.js';
 
+import { mountOrSkip, unmount } from './helpers/mount.js';
+
 let dir: string;
 let store: LocalStore;
-
-beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'sluice-local-store-'));
-  store = new LocalStore(dir, { fsync: true });
-  await store.open();
-});
 
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -40,7 +37,56 @@ function* unevenChunks(data: Buffer): Generator<Buffer> {
   }
 }
 
-describe('LocalStore writer', () => {
+/** The open flags of this process's descriptor for `path`, or null when none is open. */
+function openFlags(path: string): number | null {
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // closed since the listing
+    }
+    if (target !== path) continue;
+    const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+    return flags === null ? null : parseInt(flags[1] as string, 8);
+  }
+  return null;
+}
+
+/** File systems known to take O_DIRECT (statfs magic numbers): ext4, XFS, btrfs. */
+const DIRECT_IO_FILE_SYSTEMS = new Set([0xef53, 0x58465342, 0x9123683e]);
+
+for (const directIo of [true, false]) describe(`LocalStore writer, ${directIo ? 'O_DIRECT' : 'page-cache'} writes`, () => {
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-local-store-'));
+    store = new LocalStore(dir, { fsync: true, directIo });
+    await store.open();
+  });
+
+  test('the partial file is open with O_DIRECT exactly when direct writes are on', async (t) => {
+    if (directIo && !DIRECT_IO_FILE_SYSTEMS.has(statfsSync(dir).type)) return t.skip(`${tmpdir()} is not ext4, XFS or btrfs`);
+    assert.equal(store.writesDirect, directIo);
+    const writer = store.createWriter(meta);
+    await new Promise((resolve) => writer.write(randomBytes(1000), resolve));
+    const flags = openFlags(join(dir, `.${writer.id}.partial`));
+    assert.notEqual(flags, null, 'no descriptor open on the partial file');
+    assert.equal(((flags as number) & constants.O_DIRECT) !== 0, directIo);
+    writer.end();
+    await finished(writer);
+    await writer.commit();
+  });
+
+  test('files of aligned and unaligned lengths around the batch size are stored byte for byte', async () => {
+    for (const size of [1, 4095, 4096, 4097, 512 * 1024 - 1, 512 * 1024, 512 * 1024 + 1, 1024 * 1024, 3 * 512 * 1024 + 100]) {
+      const data = randomBytes(size);
+      const writer = store.createWriter(meta);
+      await pipeline(Readable.from(unevenChunks(data)), writer);
+      const record = await writer.commit();
+      assert.equal(record.size, size);
+      assert.ok(readFileSync(join(dir, record.id)).equals(data), `${size} bytes: the stored bytes differ from the written ones`);
+    }
+  });
+
   test('a file written in uneven chunks (several write batches) is stored byte for byte, with its sha256', async () => {
     const data = randomBytes(5 * 1024 * 1024 + 12_345);
     const writer = store.createWriter(meta);
@@ -127,5 +173,33 @@ describe('LocalStore writer', () => {
     );
     await writer.abort();
     assert.deepEqual(readdirSync(dir), []);
+  });
+});
+
+describe('LocalStore on a file system that refuses O_DIRECT (ramfs)', () => {
+  let mountPoint = '';
+  afterEach(() => {
+    if (mountPoint !== '') unmount(mountPoint);
+    mountPoint = '';
+  });
+
+  test('falls back to page-cache writes and stores the bytes', async (t) => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-local-store-'));
+    mountPoint = join(dir, 'ramfs');
+    mkdirSync(mountPoint);
+    if (!mountOrSkip(t, 'ramfs', mountPoint)) {
+      mountPoint = '';
+      return;
+    }
+    store = new LocalStore(mountPoint, { fsync: true, directIo: true });
+    await store.open();
+    assert.equal(store.writesDirect, false);
+    // The refused probe left nothing behind.
+    assert.deepEqual(readdirSync(mountPoint), []);
+    const data = randomBytes(2 * 1024 * 1024 + 17);
+    const writer = store.createWriter(meta);
+    await pipeline(Readable.from(unevenChunks(data)), writer);
+    const record = await writer.commit();
+    assert.ok(readFileSync(join(mountPoint, record.id)).equals(data));
   });
 });

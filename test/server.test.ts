@@ -16,6 +16,7 @@ import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { mountOrSkip, unmount } from './helpers/mount.js';
 import { freePort } from './helpers/ports.js';
 import { startServer, spawnServer, type TestServer } from './helpers/server.js';
 import { BOUNDARY, MULTIPART_TYPE, assertError, fieldPart, filePart, multipartBody, poll, rawRequest, seededBytes, sha256, type RawResponse } from './helpers/http.js';
@@ -50,7 +51,7 @@ async function runToExit(args: readonly string[], env: Record<string, string> = 
 function withoutSettings(env: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) {
-    if (v !== undefined && !/^(PORT|HOST|DATA_DIR|MAX_[A-Z_]+|LOG_LEVEL|AUTH_TOKEN|FSYNC|STORE|S3_[A-Z_]+)$/.test(k)) out[k] = v;
+    if (v !== undefined && !/^(PORT|HOST|DATA_DIR|MAX_[A-Z_]+|LOG_LEVEL|AUTH_TOKEN|FSYNC|DIRECT_IO|STORE|S3_[A-Z_]+)$/.test(k)) out[k] = v;
   }
   return out;
 }
@@ -182,6 +183,35 @@ describe('node dist/server.js: settings', { concurrency: 4 }, () => {
       assert.equal(existsSync(dataDir), false, 'nothing was started');
     });
   }
+
+  test('a DATA_DIR that refuses O_DIRECT (ramfs): a warning at start-up, then uploads work through the page cache', async (t) => {
+    const root = await mkdtemp(join(tmpdir(), 'sluice-ramfs-'));
+    try {
+      if (!mountOrSkip(t, 'ramfs', root)) return;
+      try {
+        const proc = await spawnServer({ DATA_DIR: root });
+        try {
+          const warning = proc.stdout().split('\n').find((l) => l.includes('O_DIRECT'));
+          assert.ok(warning !== undefined, `no O_DIRECT warning in ${proc.stdout()}`);
+          assert.equal(JSON.parse(warning).level, 'warn');
+          const data = seededBytes(7, 3 * 1024 * 1024 + 5);
+          const res = await rawRequest(proc.url, '/upload', {
+            method: 'POST',
+            headers: { 'content-type': MULTIPART_TYPE },
+            body: multipartBody(BOUNDARY, [filePart('f', 'a.bin', data)]),
+          });
+          assert.equal(res.status, 201, res.body.toString('utf8'));
+          assert.equal((JSON.parse(res.body.toString('utf8')) as { files: { sha256: string }[] }).files[0]?.sha256, sha256(data));
+        } finally {
+          assert.equal(await proc.stop(), 0);
+        }
+      } finally {
+        unmount(root);
+      }
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
 
   test('size suffixes: --max-file-bytes 10GiB and MAX_FIELD_BYTES=512k are accepted and mean what they say', async () => {
     const proc = await spawnServer({ MAX_FIELD_BYTES: '512k' }, ['--max-file-bytes', '10GiB']);

@@ -1,0 +1,106 @@
+import { DIRECT_IO_ALIGNMENT, type AlignedMemoryPool } from './aligned-memory.js';
+
+/**
+ * How a file writer turns incoming chunks into write calls of about `batchBytes` each. The
+ * writer has at most one batch in flight and gathers the next meanwhile; it takes a batch only
+ * once the one before it has been written.
+ */
+export interface WriteBatches {
+  /** Takes `chunk`'s bytes from `from` on; returns where it stopped (`chunk.length` unless a batch filled up). */
+  add(chunk: Buffer, from: number): number;
+  /** A batch is ready: it must be taken (and written) before more can be added. */
+  readonly full: boolean;
+  /** The gathered bytes as the buffers of one writev, leaving nothing gathered. `last`: the file ends here. */
+  take(last: boolean): Buffer[];
+  /** Called once no write uses the batches' memory any more. */
+  dispose(): void;
+}
+
+/**
+ * Page-cache writes: the chunks themselves, by reference, gathered until they reach a batch.
+ * Every file-system call is a round trip through libuv's thread pool, so one writev per batch
+ * rather than one write per socket read.
+ */
+export class GatheredBatches implements WriteBatches {
+  readonly #batchBytes: number;
+  #chunks: Buffer[] = [];
+  #bytes = 0;
+
+  constructor(batchBytes: number) {
+    this.#batchBytes = batchBytes;
+  }
+
+  get full(): boolean {
+    return this.#bytes >= this.#batchBytes;
+  }
+
+  add(chunk: Buffer, from: number): number {
+    this.#chunks.push(from === 0 ? chunk : chunk.subarray(from));
+    this.#bytes += chunk.length - from;
+    return chunk.length;
+  }
+
+  take(): Buffer[] {
+    const chunks = this.#chunks;
+    this.#chunks = [];
+    this.#bytes = 0;
+    return chunks;
+  }
+
+  dispose(): void {
+    this.#chunks = [];
+  }
+}
+
+/**
+ * O_DIRECT writes: chunks are copied into one of two aligned halves of a buffer; a full half is
+ * written while the other fills. Every batch but the last is exactly `batchBytes` at an offset
+ * that is a multiple of it; the last is padded with zeros to the alignment, and the writer
+ * truncates the file back to its length. The copy costs far less than what it saves: the
+ * kernel no longer copies every byte into the page cache and writes it back later.
+ */
+export class AlignedBatches implements WriteBatches {
+  readonly #pool: AlignedMemoryPool;
+  #memory: Buffer | null;
+  readonly #halves: readonly [Buffer, Buffer];
+  #filling = 0;
+  #filled = 0;
+
+  constructor(pool: AlignedMemoryPool) {
+    this.#pool = pool;
+    const memory = pool.take();
+    const half = memory.length / 2;
+    if (half % DIRECT_IO_ALIGNMENT !== 0) throw new RangeError('each half of a direct-write buffer must be a multiple of the alignment');
+    this.#memory = memory;
+    this.#halves = [memory.subarray(0, half), memory.subarray(half)];
+  }
+
+  get full(): boolean {
+    return this.#filled === (this.#halves[this.#filling] as Buffer).length;
+  }
+
+  add(chunk: Buffer, from: number): number {
+    const copied = chunk.copy(this.#halves[this.#filling] as Buffer, this.#filled, from);
+    this.#filled += copied;
+    return from + copied;
+  }
+
+  take(last: boolean): Buffer[] {
+    const half = this.#halves[this.#filling] as Buffer;
+    let length = this.#filled;
+    if (last) {
+      length = Math.ceil(length / DIRECT_IO_ALIGNMENT) * DIRECT_IO_ALIGNMENT;
+      // Zeros, not whatever an earlier file left in this memory, until the truncate cuts them.
+      half.fill(0, this.#filled, length);
+    }
+    this.#filling = 1 - this.#filling;
+    this.#filled = 0;
+    return length === 0 ? [] : [half.subarray(0, length)];
+  }
+
+  dispose(): void {
+    if (this.#memory === null) return;
+    this.#pool.release(this.#memory);
+    this.#memory = null;
+  }
+}
