@@ -2,6 +2,7 @@ import { finished, pipeline } from 'node:stream/promises';
 import type { RequestContext } from '../lib/context.js';
 import { LimitExceededError } from '../lib/errors.js';
 import type { MultipartEvent, PartInfo } from '../multipart/events.js';
+import { charsetDecoder, parseParameterized } from '../multipart/header-params.js';
 import { MultipartParser } from '../multipart/parser.js';
 import type { FileRecord, FileWriter } from '../storage/store.js';
 import { parserOptions } from './multipart-options.js';
@@ -16,7 +17,16 @@ const MAX_FINISHING = 8;
 /** Files committed at once at the end of a request (see commitAll). */
 const MAX_COMMITTING = 8;
 
-const utf8 = new TextDecoder('utf-8', { fatal: false });
+/** A field's bytes, decoded once the whole body is in (a `_charset_` field may come last). */
+interface ReceivedField {
+  readonly name: string;
+  readonly value: Buffer;
+  /** The charset parameter of the part's Content-Type, if any. */
+  readonly charset: string | null;
+}
+
+/** RFC 7578 4.6: a field of this name holds the charset of the fields that do not name one. */
+const CHARSET_FIELD = '_charset_';
 
 /**
  * Receives a multipart/form-data body: each file part streams into its own writer (with
@@ -28,7 +38,7 @@ export async function receiveMultipart(ctx: RequestContext, boundary: string): P
   const { req, store, config } = ctx;
   const writers: FileWriter[] = [];
   const finishing: Array<Promise<void>> = [];
-  const fields: Array<{ name: string; value: string }> = [];
+  const fields: ReceivedField[] = [];
   let fieldBytesTotal = 0;
   /**
    * Set once the request failed. The pipeline rejects as soon as any stage fails, while
@@ -65,7 +75,7 @@ export async function receiveMultipart(ctx: RequestContext, boundary: string): P
           break;
         case 'part-end':
           if (part?.filename === null) {
-            fields.push({ name: part.name, value: utf8.decode(Buffer.concat(fieldChunks)) });
+            fields.push({ name: part.name, value: Buffer.concat(fieldChunks), charset: charsetOf(part.contentType) });
           } else if (writer !== null) {
             writer.end();
             const finish = finished(writer);
@@ -100,7 +110,7 @@ export async function receiveMultipart(ctx: RequestContext, boundary: string): P
     await pipeline(requestBody(req), new MultipartParser(parserOptions(config, boundary)), run, { signal: ctx.signal });
     await Promise.all(finishing);
     const files = await commitAll(writers);
-    return { files, fields };
+    return { files, fields: decodeFields(fields) };
   } catch (err) {
     failed = true;
     // Aborting destroys the writers, which wakes a `consume` waiting on one of them; once it
@@ -112,6 +122,27 @@ export async function receiveMultipart(ctx: RequestContext, boundary: string): P
     await Promise.allSettled(finishing);
     throw err;
   }
+}
+
+/** The `charset` parameter of a part's Content-Type, or null. */
+function charsetOf(contentType: string | null): string | null {
+  return contentType === null ? null : (parseParameterized(contentType)?.params.charset ?? null);
+}
+
+/**
+ * Field values as text (RFC 7578 4.4, 4.6): in the charset the part's Content-Type names, else
+ * the one a `_charset_` field names (browsers fill it in for forms with another accept-charset),
+ * else UTF-8. An unknown charset falls back to UTF-8; bytes invalid in the charset become U+FFFD.
+ */
+function decodeFields(fields: readonly ReceivedField[]): Array<{ name: string; value: string }> {
+  const named = fields.find((f) => f.name === CHARSET_FIELD);
+  const fallback = named === undefined ? null : named.value.toString('latin1').trim();
+  return fields.map(({ name, value, charset }) => {
+    // The _charset_ field itself names a charset: ASCII, read as UTF-8, not in the charset it names.
+    const label = charset ?? (name === CHARSET_FIELD ? null : fallback) ?? 'utf-8';
+    const decoder = charsetDecoder(label, false) ?? charsetDecoder('utf-8', false);
+    return { name, value: decoder === null ? value.toString('utf8') : decoder.decode(value) };
+  });
 }
 
 /**

@@ -31,11 +31,12 @@ export async function receiveRaw(ctx: RequestContext): Promise<UploadResult> {
   return { files: [record], fields: [] };
 }
 
+/** The client's name for the file; an empty one (`?filename=`, `filename=""`, only `..`) is no name, as in multipart. */
 function rawFilename(url: URL, disposition: string | undefined): string | null {
   const fromQuery = url.searchParams.get('filename');
-  if (fromQuery !== null) return lastPathSegment(fromQuery);
+  if (fromQuery !== null) return lastPathSegment(fromQuery) || null;
   if (disposition === undefined) return null;
   const parsed = parseContentDisposition(disposition);
   if (parsed === null) throw new MalformedRequestError('CONTENT_DISPOSITION_MALFORMED', 'The Content-Disposition request header is malformed');
-  return dispositionFilename(parsed);
+  return dispositionFilename(parsed) || null;
 }

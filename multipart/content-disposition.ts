@@ -6,26 +6,83 @@ export interface Disposition {
   readonly params: Readonly<Record<string, string>>;
 }
 
-/** Parses a `Content-Disposition` value (RFC 6266 / RFC 7578 4.2); null when malformed. */
-export function parseContentDisposition(text: string): Disposition | null {
-  const parsed = parseParameterized(text);
+/**
+ * Parses a `Content-Disposition` value (RFC 6266 / RFC 7578 4.2); null when malformed.
+ *
+ * `formData`: the header of a multipart/form-data part. Clients quote names two ways there:
+ * RFC 9110 quoted-pairs (`\"`, `\\`: Go, Python's email package) and the HTML standard's
+ * encoding (browsers, curl: `"` as `%22` and backslashes as they are, so a name ending in `\`
+ * is sent as `"a\"`). The escaped reading is tried first; a value that only the HTML reading
+ * can parse is read that way instead of being refused.
+ */
+export function parseContentDisposition(text: string, options: { formData?: boolean } = {}): Disposition | null {
+  let parsed = parseParameterized(text);
+  if (parsed === null && options.formData === true) parsed = parseParameterized(text, { escapes: false });
   if (parsed === null || parsed.value === '' || parsed.value.includes('/')) return null;
   return { type: parsed.value, params: parsed.params };
 }
 
 /**
- * The filename a disposition carries, as the client meant it: `filename*` (RFC 8187) wins over
- * `filename` whatever their order (RFC 6266 4.3); then only the last path segment is kept,
- * split on both `/` and `\` (old browsers sent full paths, RFC 7578 4.2 says to drop them).
- * `null` when there is no filename parameter at all; `''` for `filename=""`.
+ * The filename a disposition carries, as the client meant it (see `dispositionParam`); then only
+ * the last path segment is kept, split on both `/` and `\` (old browsers sent full paths, RFC
+ * 7578 4.2 says to drop them). `null` when there is no filename parameter at all; `''` for
+ * `filename=""`.
  */
 export function dispositionFilename(disposition: Disposition, options: { formData?: boolean } = {}): string | null {
-  const ext = disposition.params['filename*'];
+  const filename = dispositionParam(disposition, 'filename', options);
+  return filename === null ? null : lastPathSegment(filename);
+}
+
+/**
+ * A parameter's value, whichever way it was sent: `name*` (RFC 8187) wins over `name` whatever
+ * their order (RFC 6266 4.3), then RFC 2231 continuations (`name*0*=utf-8''...; name*1*=...`,
+ * which Python's email package writes for long values), then the plain `name`, with the HTML
+ * standard's `%22`/`%0D`/`%0A` undone in form-data. `null` when the parameter is absent; `''`
+ * when only an undecodable extended form was sent.
+ */
+export function dispositionParam(disposition: Disposition, name: 'name' | 'filename', options: { formData?: boolean } = {}): string | null {
+  const { params } = disposition;
+  const keys = KEYS[name];
+  const ext = params[keys.ext];
   const extDecoded = ext === undefined ? null : decodeExtValue(ext);
-  if (extDecoded !== null) return lastPathSegment(extDecoded);
-  const plain = disposition.params.filename;
-  if (plain === undefined) return ext === undefined ? null : '';
-  return lastPathSegment(options.formData === true ? decodeFormDataEscapes(plain) : plain);
+  if (extDecoded !== null) return extDecoded;
+  const continued = params[keys.first] !== undefined || params[keys.firstExt] !== undefined;
+  const joined = continued ? joinContinuations(params, name) : null;
+  if (joined !== null) return joined;
+  const plain = params[name];
+  if (plain === undefined) return ext === undefined && !continued ? null : '';
+  return options.formData === true ? decodeFormDataEscapes(plain) : plain;
+}
+
+/** The parameter names looked up for every part, made once. */
+const KEYS = {
+  name: { ext: 'name*', first: 'name*0', firstExt: 'name*0*' },
+  filename: { ext: 'filename*', first: 'filename*0', firstExt: 'filename*0*' },
+} as const;
+
+/**
+ * RFC 2231 3-4: `name*0`, `name*1`... joined in order; sections written `name*N*` are
+ * percent-encoded in the charset that `name*0*` names (`charset'lang'...`). Null when they do
+ * not decode.
+ */
+function joinContinuations(params: Readonly<Record<string, string>>, name: string): string | null {
+  const first = params[`${name}*0*`];
+  // Built as one ext-value: plain sections percent-encoded, encoded ones as they are.
+  let value = first === undefined ? "utf-8''" : '';
+  for (let i = 0; ; i += 1) {
+    const encoded = params[`${name}*${i}*`];
+    const plain = params[`${name}*${i}`];
+    if (encoded === undefined && plain === undefined) break;
+    if (encoded !== undefined && plain !== undefined) return null;
+    value += encoded ?? percentEncode(plain as string);
+  }
+  return decodeExtValue(value);
+}
+
+function percentEncode(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) out += `%${byte.toString(16).padStart(2, '0')}`;
+  return out;
 }
 
 /**

@@ -3,6 +3,7 @@
  * RFC 6266 define them, and RFC 8187 extended values (`filename*=UTF-8''na%C3%AFve.txt`).
  * Works on already decoded strings; knows nothing of HTTP or multipart.
  */
+import { TextDecoder } from 'node:util';
 
 /** RFC 9110 5.6.2 tchar, as a 128-entry lookup table (non-ASCII is never a token char). */
 export const TOKEN_CHAR: Uint8Array = (() => {
@@ -18,12 +19,24 @@ export interface ParsedValue {
   readonly params: Readonly<Record<string, string>>;
 }
 
+export interface ParseOptions {
+  /**
+   * `true` (the default): a quoted-string holds `\"` and `\\` escapes (RFC 9110 5.6.4).
+   * `false`: a quoted-string ends at the next `"` and a backslash is an ordinary byte, as the
+   * HTML standard's multipart/form-data encoding writes names (browsers, curl) and as the
+   * WHATWG parser (`Response#formData`) reads them.
+   */
+  readonly escapes?: boolean;
+}
+
 /**
  * Splits `value; name=token; name="quoted \" string"`. Returns null on a syntax error:
- * unterminated quotes, a parameter without `=`, a name that is not a token, junk after a value.
- * A repeated parameter keeps its last value (as werkzeug and browsers' own parsers do).
+ * unterminated quotes, a parameter without `=`, a name that is not a token, junk after a value,
+ * and a repeated parameter (RFC 6266 4.1 calls it invalid; peers disagree on which copy wins,
+ * so any choice could name a different field or file than a proxy in front of us saw).
  */
-export function parseParameterized(text: string): ParsedValue | null {
+export function parseParameterized(text: string, options: ParseOptions = {}): ParsedValue | null {
+  const escapes = options.escapes !== false;
   const n = text.length;
   const semi = text.indexOf(';');
   const head = (semi === -1 ? text : text.slice(0, semi)).trim().toLowerCase();
@@ -46,7 +59,7 @@ export function parseParameterized(text: string): ParsedValue | null {
       // RFC 9110 5.6.4 quoted-string.
       const close = text.indexOf('"', i + 1);
       if (close === -1) return null;
-      if (text.lastIndexOf('\\', close) <= i) {
+      if (!escapes || text.lastIndexOf('\\', close) <= i) {
         // The common case: no backslash, the value is a plain slice.
         value = text.slice(i + 1, close);
         i = close + 1;
@@ -63,6 +76,7 @@ export function parseParameterized(text: string): ParsedValue | null {
     }
     i = skipSpace(text, i);
     if (i < n && text.charCodeAt(i) !== SEMI) return null;
+    if (params[name] !== undefined) return null;
     params[name] = value;
   }
   return { value: head, params };
@@ -102,37 +116,78 @@ function skipSpace(text: string, i: number): number {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-const latin1 = new TextDecoder('latin1');
+
+/** What decodes a charset's bytes to text. */
+export interface TextDecoding {
+  decode(bytes: Buffer): string;
+}
 
 /**
- * Decodes an RFC 8187 ext-value: `charset'[language]'pct-encoded`. UTF-8 and ISO-8859-1 are
- * the charsets RFC 8187 3.2.1 requires; anything else, or invalid encoding, returns null so that
- * the caller can fall back to the plain parameter.
+ * windows-1252, what the WHATWG Encoding standard (so every browser) uses for the labels
+ * `windows-1252`, `ISO-8859-1`, `latin1` and `us-ascii`: ISO-8859-1 but for 0x80-0x9F, which
+ * are `€`, `‚`, `ƒ`... Node 20's TextDecoder decodes these labels as plain ISO-8859-1, so a
+ * form sent with accept-charset=windows-1252 would lose its `€`.
+ */
+const WINDOWS_1252_C1 = '\u20ac\x81\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\x8d\u017d\x8f\x90\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\x9d\u017e\u0178';
+const windows1252: TextDecoding = {
+  decode: (bytes) => bytes.toString('latin1').replace(/[\x80-\x9f]/g, (c) => WINDOWS_1252_C1[c.charCodeAt(0) - 0x80] as string),
+};
+
+/** Decoders by charset label, made once each (labels are a fixed set; unknown ones are not kept). */
+const decoders = new Map<string, TextDecoding>();
+
+/**
+ * A decoder for a charset label (`utf-8`, `ISO-8859-1`, `us-ascii`, `windows-1252`,
+ * `shift_jis`...: the WHATWG Encoding labels), or null when the label names no charset we have.
+ * `fatal`: invalid bytes throw instead of becoming U+FFFD. The BOM is kept: it is part of the
+ * value the client sent.
+ */
+export function charsetDecoder(label: string, fatal = true): TextDecoding | null {
+  const key = `${fatal ? 'f' : 'r'}:${label.trim().toLowerCase()}`;
+  let decoder = decoders.get(key);
+  if (decoder === undefined) {
+    let textDecoder: TextDecoder;
+    try {
+      textDecoder = new TextDecoder(key.slice(2), { fatal, ignoreBOM: true });
+    } catch {
+      return null;
+    }
+    decoder = textDecoder.encoding === 'windows-1252' ? windows1252 : textDecoder;
+    decoders.set(key, decoder);
+  }
+  return decoder;
+}
+
+/**
+ * Decodes an RFC 8187 / RFC 2231 ext-value: `charset'[language]'pct-encoded`. UTF-8 and
+ * ISO-8859-1 are the charsets RFC 8187 3.2.1 requires; others (`us-ascii`, which Python's
+ * email package writes) are decoded when known. An unknown charset or invalid encoding returns
+ * null so that the caller can fall back to the plain parameter.
  */
 export function decodeExtValue(text: string): string | null {
   const match = /^([A-Za-z0-9!#$%&+^_`{}~-]+)'[^']*'(.*)$/s.exec(text);
   if (match === null) return null;
-  const charset = (match[1] as string).toLowerCase();
   const encoded = match[2] as string;
   if (!/^(?:[A-Za-z0-9!#$&+.^_`|~-]|%[0-9A-Fa-f]{2})*$/.test(encoded)) return null;
+  const decoder = charsetDecoder(match[1] as string);
+  if (decoder === null) return null;
   const bytes = Buffer.from(encoded.replace(/%([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1');
   try {
-    if (charset === 'utf-8') return utf8.decode(bytes);
-    if (charset === 'iso-8859-1') return latin1.decode(bytes);
+    return decoder.decode(bytes);
   } catch {
     return null;
   }
-  return null;
 }
 
 /**
  * Header bytes as text: UTF-8 when they are valid UTF-8 (what browsers send for non-ASCII
- * names), else latin1, so that no byte is ever lost or turned into an error.
+ * names), else windows-1252 (what they send for a form with that accept-charset), so that no
+ * byte is ever lost or turned into an error.
  */
 export function decodeHeaderBytes(bytes: Buffer): string {
   try {
     return utf8.decode(bytes);
   } catch {
-    return latin1.decode(bytes);
+    return windows1252.decode(bytes);
   }
 }

@@ -3,6 +3,7 @@ import { LimitExceededError, MalformedRequestError } from '../lib/errors.js';
 import type { MultipartEvent } from './events.js';
 import { buildPartInfo, type PartCounts } from './part-info.js';
 import { PartHeaderParser } from './part-headers.js';
+import { transferDecoder, type TransferDecoder } from './transfer-encoding.js';
 
 export interface ParserOptions {
   /** The boundary from the Content-Type, without the leading `--`. */
@@ -55,8 +56,10 @@ const TAIL_CLOSE = -3;
  * The delimiter is searched with native `Buffer.indexOf` over fresh data. The only bytes held
  * back between chunks are those that could still start a delimiter (at most the delimiter, its
  * padding and CRLF); they are re-scanned, joined to the next chunk. Data events are slices of
- * the input, never copies. Backpressure is that of one object-mode Transform: while the
- * consumer is not reading, `_transform` does not run again and the source stops being read.
+ * the input, never copies (but for a part with a base64 or quoted-printable
+ * Content-Transfer-Encoding, whose data is decoded). Backpressure is that of one object-mode
+ * Transform: while the consumer is not reading, `_transform` does not run again and the source
+ * stops being read.
  */
 export class MultipartParser extends Transform {
   /** `\r\n--boundary`: RFC 2046 5.1.1, the delimiter includes the CRLF before it. */
@@ -75,8 +78,12 @@ export class MultipartParser extends Transform {
   private bareDelimiterAllowed = true;
   private failure: Error | null = null;
   private partIsFile = false;
+  /** The part's Content-Transfer-Encoding decoder (base64, quoted-printable), null for raw bytes. */
+  private decoder: TransferDecoder | null = null;
   private partBytes = 0;
   private preambleBytes = 0;
+  /** The body opened with `--boundary` and a bare LF: framed with LFs, not CRLFs (for the error message). */
+  private bareLfFraming = false;
   private readonly counts: PartCounts = { parts: 0, files: 0, fields: 0 };
   /** Events found in the current chunk, pushed together when the chunk is done. */
   private batch: MultipartEvent[] = [];
@@ -124,7 +131,7 @@ export class MultipartParser extends Transform {
     if (this.failure !== null) return callback(this.failure);
     if (this.state === EPILOGUE) return callback();
     if (this.state === PREAMBLE && this.counts.parts === 0) {
-      return callback(new MalformedRequestError('MULTIPART_NO_DELIMITER', 'The body contains no multipart delimiter for the declared boundary'));
+      return callback(this.noDelimiter('The body contains no multipart delimiter for the declared boundary'));
     }
     callback(new MalformedRequestError('MULTIPART_TRUNCATED', 'The multipart body ended before its closing delimiter'));
   }
@@ -175,7 +182,10 @@ export class MultipartParser extends Transform {
       return buf.length;
     }
     this.bareDelimiterAllowed = false;
-    if (after === TAIL_NOT_DELIMITER) return this.scanData(buf, pos);
+    if (after === TAIL_NOT_DELIMITER) {
+      if (this.state === PREAMBLE && buf[pos + dashBoundaryLength] === LF) this.bareLfFraming = true;
+      return this.scanData(buf, pos);
+    }
     return this.onDelimiter(buf, after);
   }
 
@@ -230,11 +240,19 @@ export class MultipartParser extends Transform {
     if (this.state === PREAMBLE) {
       this.preambleBytes += end - start;
       if (this.preambleBytes > MAX_PREAMBLE_BYTES) {
-        throw new MalformedRequestError('MULTIPART_NO_DELIMITER', `No multipart delimiter in the first ${MAX_PREAMBLE_BYTES} bytes of the body`);
+        throw this.noDelimiter(`No multipart delimiter in the first ${MAX_PREAMBLE_BYTES} bytes of the body`);
       }
       return;
     }
-    this.partBytes += end - start;
+    // The whole chunk is data most of the time in a large part: no view to make then.
+    const data = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
+    this.emitPartData(this.decoder === null ? data : this.decoder.write(data));
+  }
+
+  /** Part data (decoded, when the part has a transfer encoding), counted against its limit. */
+  private emitPartData(data: Buffer): void {
+    if (data.length === 0) return;
+    this.partBytes += data.length;
     if (this.partIsFile) {
       if (this.partBytes > this.limits.maxFileBytes) {
         throw new LimitExceededError('FILE_TOO_LARGE', `A file is larger than the limit of ${this.limits.maxFileBytes} bytes`, this.limits.maxFileBytes);
@@ -242,8 +260,15 @@ export class MultipartParser extends Transform {
     } else if (this.partBytes > this.limits.maxFieldBytes) {
       throw new LimitExceededError('FIELD_TOO_LARGE', `A field value is larger than the limit of ${this.limits.maxFieldBytes} bytes`, this.limits.maxFieldBytes);
     }
-    // The whole chunk is data most of the time in a large part: no view to make then.
-    this.batch.push({ type: 'data', data: start === 0 && end === buf.length ? buf : buf.subarray(start, end) });
+    this.batch.push({ type: 'data', data });
+  }
+
+  /** MULTIPART_NO_DELIMITER; for a body framed with bare LFs (Python's email package by default), saying so. */
+  private noDelimiter(message: string): MalformedRequestError {
+    return new MalformedRequestError(
+      'MULTIPART_NO_DELIMITER',
+      this.bareLfFraming ? 'The body starts with a delimiter line ending in a bare LF: multipart lines end in CRLF (RFC 2046 5.1.1)' : message,
+    );
   }
 
   private openPart(): void {
@@ -251,6 +276,7 @@ export class MultipartParser extends Transform {
     this.partOpen = true;
     this.partIsFile = part.filename !== null;
     this.partBytes = 0;
+    this.decoder = transferDecoder(part.headers['content-transfer-encoding']);
     this.state = BODY;
     this.bareDelimiterAllowed = true;
     this.batch.push({ type: 'part', part });
@@ -258,6 +284,10 @@ export class MultipartParser extends Transform {
 
   private closePart(): void {
     if (!this.partOpen) return;
+    if (this.decoder !== null) {
+      this.emitPartData(this.decoder.end());
+      this.decoder = null;
+    }
     this.partOpen = false;
     this.batch.push(PART_END);
   }

@@ -5,8 +5,12 @@ import { TOKEN_CHAR, decodeHeaderBytes } from './header-params.js';
  * Incremental parser of one part's header block (RFC 2046 5.1.1 / RFC 5322 fields), one byte
  * at a time with lookup tables, as busboy's HeaderParser does: header bytes are few and bounded
  * by the header limit, and a byte machine handles every chunk split for free.
- * Strict on purpose: obsolete line folding (a line starting with SP/HTAB, the input that crashed
- * dicer in CVE-2022-24434), bare CR or LF, NUL and other controls are rejected, never repaired.
+ * Folded lines (RFC 5322 2.2.3: a line starting with SP/HTAB continues the field before it) are
+ * unfolded, as busboy, Go and Python do: MIME part headers are not HTTP headers, and Python's
+ * email package and JavaMail fold long Content-Disposition lines. A block that starts with
+ * whitespace (the input that crashed dicer in CVE-2022-24434) has nothing to continue and is
+ * rejected, as are bare CR or LF, NUL and other controls, and a second Content-Disposition,
+ * Content-Type or Content-Transfer-Encoding (peers keep different copies).
  */
 
 /** RFC 9110 5.5 field-value bytes: HTAB, SP, VCHAR and obs-text. Everything else is refused. */
@@ -44,6 +48,10 @@ export class PartHeaderParser {
   private valueParts: Buffer[] = [];
   private value = '';
   private nonAscii = false;
+  /** A line was read and is kept open: the next line may continue it (folding). */
+  private pending = false;
+  /** The value being read continues the previous line's. */
+  private continuation = false;
   private headers: Record<string, string> = Object.create(null) as Record<string, string>;
   private readonly limits: HeaderLimits;
 
@@ -59,6 +67,8 @@ export class PartHeaderParser {
     this.name = '';
     this.valueParts = [];
     this.nonAscii = false;
+    this.pending = false;
+    this.continuation = false;
     this.headers = Object.create(null) as Record<string, string>;
   }
 
@@ -85,16 +95,23 @@ export class PartHeaderParser {
       const c = buf[i] as number;
       switch (this.state) {
         case LINE_START:
+          if (c === SP || c === HTAB) {
+            if (!this.pending) throw malformed('A part header block starts with whitespace: a folded line with no line to continue');
+            this.countLine();
+            this.continuation = true;
+            this.state = VALUE;
+            // The whitespace stays: unfolding removes only the CRLF (RFC 5322 2.2.3).
+            valueStart = i;
+            i += 1;
+            break;
+          }
+          if (this.pending) this.finishLine();
           if (c === CR) {
             this.state = END_CR;
           } else if (c < 128 && TOKEN_CHAR[c] === 1) {
-            if (this.lines >= this.limits.maxLines) {
-              throw new LimitExceededError('PART_HEADER_TOO_MANY_LINES', `A part has more than ${this.limits.maxLines} header lines`, this.limits.maxLines);
-            }
+            this.countLine();
             this.state = NAME;
             nameStart = i;
-          } else if (c === SP || c === HTAB) {
-            throw malformed('Folded (obsolete line folding) part header lines are not accepted');
           } else {
             throw malformed(`Unexpected byte 0x${c.toString(16)} at the start of a part header line`);
           }
@@ -124,14 +141,15 @@ export class PartHeaderParser {
           if (high >= 0x80) this.nonAscii = true;
           if (i === stop) break;
           if (b !== CR) throw malformed(b === LF ? 'Bare LF in a part header' : `Control byte 0x${b.toString(16)} in a part header value`);
-          this.value = this.valueParts.length === 0 ? decodeValue(buf, valueStart, i, this.nonAscii) : this.joinValue(buf.subarray(valueStart, i));
+          this.readValue(buf, valueStart, i);
           this.state = VALUE_CR;
           i += 1;
           break;
         }
         case VALUE_CR:
           if (c !== LF) throw malformed('Bare CR in a part header');
-          this.finishLine();
+          // Finished at the next line's first byte, unless that line continues this one.
+          this.pending = true;
           this.state = LINE_START;
           i += 1;
           break;
@@ -154,18 +172,42 @@ export class PartHeaderParser {
     return -1;
   }
 
-  /** A value that spanned chunks: its pieces joined (rare, and bounded by the header limit). */
-  private joinValue(last: Buffer): string {
-    this.valueParts.push(last);
-    const raw = Buffer.concat(this.valueParts);
-    return decodeValue(raw, 0, raw.length, this.nonAscii);
+  /** The value (or, folded, the continuation) in `buf[from..to]` plus any pieces from earlier chunks. */
+  private readValue(buf: Buffer, from: number, to: number): void {
+    let text: string;
+    // A continuation keeps its leading whitespace, unless nothing came before it (`Name:` CRLF SP value).
+    const trimStart = !this.continuation || this.value === '';
+    if (this.valueParts.length === 0) {
+      text = decodeValue(buf, from, to, this.nonAscii, trimStart);
+    } else {
+      // A value that spanned chunks: its pieces joined (rare, and bounded by the header limit).
+      this.valueParts.push(buf.subarray(from, to));
+      const raw = Buffer.concat(this.valueParts);
+      this.valueParts = [];
+      text = decodeValue(raw, 0, raw.length, this.nonAscii, trimStart);
+    }
+    this.value = this.continuation ? this.value + text : text;
+    this.continuation = false;
+  }
+
+  private countLine(): void {
+    if (this.lines >= this.limits.maxLines) {
+      throw new LimitExceededError('PART_HEADER_TOO_MANY_LINES', `A part has more than ${this.limits.maxLines} header lines`, this.limits.maxLines);
+    }
+    this.lines += 1;
   }
 
   private finishLine(): void {
-    // RFC 9110 5.3: repeated fields combine with commas; none of the part headers we read repeat.
     const previous = this.headers[this.name];
-    this.headers[this.name] = previous === undefined ? this.value : `${previous}, ${this.value}`;
-    this.lines += 1;
+    if (previous === undefined) {
+      this.headers[this.name] = this.value;
+    } else if (SINGLE.has(this.name)) {
+      throw malformed(`A part has more than one ${this.name} header`);
+    } else {
+      // RFC 9110 5.3: repeated fields combine with commas.
+      this.headers[this.name] = `${previous}, ${this.value}`;
+    }
+    this.pending = false;
     this.name = '';
     this.value = '';
     this.valueParts = [];
@@ -173,9 +215,12 @@ export class PartHeaderParser {
   }
 }
 
-/** `buf[from..to]` without leading and trailing SP/HTAB (RFC 9110 5.5), as text. */
-function decodeValue(buf: Buffer, from: number, to: number, nonAscii: boolean): string {
-  while (from < to && (buf[from] === SP || buf[from] === HTAB)) from += 1;
+/** Headers a part may carry once: which copy counts would be a guess. */
+const SINGLE = new Set(['content-disposition', 'content-type', 'content-transfer-encoding']);
+
+/** `buf[from..to]` without trailing (and, unless continued, leading) SP/HTAB (RFC 9110 5.5), as text. */
+function decodeValue(buf: Buffer, from: number, to: number, nonAscii: boolean, trimStart: boolean): string {
+  while (trimStart && from < to && (buf[from] === SP || buf[from] === HTAB)) from += 1;
   while (to > from && (buf[to - 1] === SP || buf[to - 1] === HTAB)) to -= 1;
   // Pure ASCII (the usual case) needs no UTF-8 validation.
   return nonAscii ? decodeHeaderBytes(buf.subarray(from, to)) : buf.toString('latin1', from, to);

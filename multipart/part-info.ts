@@ -1,5 +1,5 @@
 import { LimitExceededError, MalformedRequestError } from '../lib/errors.js';
-import { decodeFormDataEscapes, dispositionFilename, parseContentDisposition } from './content-disposition.js';
+import { dispositionFilename, dispositionParam, parseContentDisposition } from './content-disposition.js';
 import type { PartInfo } from './events.js';
 
 export interface PartCounts {
@@ -7,6 +7,8 @@ export interface PartCounts {
   files: number;
   fields: number;
 }
+
+const FORM_DATA = { formData: true } as const;
 
 interface CountLimits {
   readonly maxFiles: number;
@@ -20,15 +22,14 @@ interface CountLimits {
 export function buildPartInfo(headers: Record<string, string>, counts: PartCounts, limits: CountLimits): PartInfo {
   const header = headers['content-disposition'];
   if (header === undefined) throw new MalformedRequestError('CONTENT_DISPOSITION_MISSING', 'A part has no Content-Disposition header');
-  const disposition = parseContentDisposition(header);
+  const disposition = parseContentDisposition(header, FORM_DATA);
   if (disposition === null) throw new MalformedRequestError('CONTENT_DISPOSITION_MALFORMED', 'A part has a malformed Content-Disposition header');
   if (disposition.type !== 'form-data') {
     throw new MalformedRequestError('CONTENT_DISPOSITION_MALFORMED', `A part's Content-Disposition is "${disposition.type}", not form-data`);
   }
-  const rawName = disposition.params.name;
-  if (rawName === undefined) throw new MalformedRequestError('CONTENT_DISPOSITION_MALFORMED', 'A part has no name parameter');
-  const name = decodeFormDataEscapes(rawName);
-  const filename = dispositionFilename(disposition, { formData: true });
+  const name = dispositionParam(disposition, 'name', FORM_DATA);
+  if (name === null) throw new MalformedRequestError('CONTENT_DISPOSITION_MALFORMED', 'A part has no name parameter');
+  const filename = dispositionFilename(disposition, FORM_DATA);
   if (filename !== null) {
     counts.files += 1;
     if (counts.files > limits.maxFiles) throw new LimitExceededError('TOO_MANY_FILES', `More than ${limits.maxFiles} files`, limits.maxFiles);
@@ -36,5 +37,7 @@ export function buildPartInfo(headers: Record<string, string>, counts: PartCount
     counts.fields += 1;
     if (counts.fields > limits.maxFields) throw new LimitExceededError('TOO_MANY_FIELDS', `More than ${limits.maxFields} fields`, limits.maxFields);
   }
-  return { name, filename, contentType: headers['content-type'] ?? null, headers };
+  // An empty Content-Type says nothing: the part is treated as if it sent none (as busboy does).
+  const contentType = headers['content-type'];
+  return { name, filename, contentType: contentType === undefined || contentType === '' ? null : contentType, headers };
 }

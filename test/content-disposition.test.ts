@@ -92,6 +92,37 @@ const validCases: ValidCase[] = [
     'text/plain; charset=utf-8',
   ),
   valid('RFC 7578 4.4: no Content-Type gives null', 'form-data; name="f"; filename="x"', { name: 'f', filename: 'x', contentType: null }),
+  valid('busboy: an empty Content-Type gives null, as if none was sent', 'form-data; name="f"; filename="x"', { name: 'f', filename: 'x', contentType: null }, ''),
+  valid("RFC 8187: name*=UTF-8''... (Python's email package for non-ASCII names)", "form-data; name*=UTF-8''na%C3%AFve", { name: 'naïve' }),
+  valid("RFC 6266 4.3 applied to name: name* wins over name", "form-data; name=\"naive\"; name*=UTF-8''na%C3%AFve", { name: 'naïve' }),
+  valid(
+    "RFC 2231 3-4: filename*0*/filename*1* continuations, percent-encoded, joined in order whatever their order in the header",
+    "form-data; name=\"f\"; filename*1*=%20rates.txt; filename*0*=utf-8'en'%E2%82%AC",
+    { name: 'f', filename: '€ rates.txt' },
+  ),
+  valid('RFC 2231 3: plain continuations (filename*0="..."; filename*1=...) join as they are', 'form-data; name="f"; filename*0="long "; filename*1=name.txt', { name: 'f', filename: 'long name.txt' }),
+  valid(
+    "RFC 2231: a mix of encoded and plain sections",
+    "form-data; name=\"f\"; filename*0*=UTF-8''%C3%BC; filename*1=\" b\"; filename*2*=%C3%A9.txt",
+    { name: 'f', filename: 'ü bé.txt' },
+  ),
+  valid("RFC 6266 4.3: filename* wins over continuations and filename", "form-data; name=\"f\"; filename=\"p.txt\"; filename*0=\"c.txt\"; filename*=UTF-8''e.txt", { name: 'f', filename: 'e.txt' }),
+  valid('RFC 2231: continuations win over a plain filename', 'form-data; name="f"; filename="p.txt"; filename*0="c"; filename*1=".txt"', { name: 'f', filename: 'c.txt' }),
+  valid("RFC 2231: continuations for name", "form-data; name*0*=utf-8''%E5%90%8D; name*1*=%E5%89%8D", { name: '名前' }),
+  valid("Python email: filename*=us-ascii''...", "form-data; name=\"f\"; filename*=us-ascii''a%20b.txt", { name: 'f', filename: 'a b.txt' }),
+  valid(
+    "WHATWG Encoding: ISO-8859-1 in filename* is windows-1252 (0x80 is €), as browsers decode it",
+    "form-data; name=\"f\"; filename*=ISO-8859-1''%80%E9.txt",
+    { name: 'f', filename: '€é.txt' },
+  ),
+  valid("RFC 8187: an unknown charset falls back to the plain filename", "form-data; name=\"f\"; filename=\"plain.txt\"; filename*=x-unknown''abc", { name: 'f', filename: 'plain.txt' }),
+  valid(
+    'a header that is not UTF-8 (a form sent with accept-charset=windows-1252) decodes as windows-1252',
+    Buffer.concat([Buffer.from('form-data; name="'), Buffer.from([0x80, 0xe9]), Buffer.from('"; filename="'), Buffer.from([0x9c]), Buffer.from('.txt"')]),
+    { name: '€é', filename: 'œ.txt' },
+  ),
+  valid('HTML standard (browsers, curl): a name ending in a backslash, written "a\\" (no escape)', 'form-data; name="a\\"; filename="b.txt"', { name: 'a\\', filename: 'b.txt' }),
+  valid('HTML standard: a lone backslash before %22 stays, %22 becomes a quote', 'form-data; name="a\\%22b"', { name: 'a\\"b' }),
 ];
 
 const errorCases: ErrorCase[] = [
@@ -106,6 +137,9 @@ const errorCases: ErrorCase[] = [
   invalid('RFC 6266 4.1: parameters must be separated by `;`', 'form-data name="a"'),
   invalid('RFC 6266 4.1: a token value followed by junk', 'form-data; name=a b'),
   invalid('RFC 7578 4.2: an empty Content-Disposition value', '', ['CONTENT_DISPOSITION_MALFORMED', 'CONTENT_DISPOSITION_MISSING']),
+  invalid('RFC 6266 4.1: a repeated parameter is invalid (peers disagree on which copy wins)', 'form-data; name="a"; name="b"'),
+  invalid('RFC 6266 4.1: a repeated filename is invalid', 'form-data; name="a"; filename="a.txt"; FILENAME="a.php"'),
+  invalid('neither reading parses: an unterminated quote after a backslash', 'form-data; name="a\\'),
 ];
 
 describe('Content-Disposition (RFC 7578 4.2, RFC 6266, RFC 8187)', () => {

@@ -526,8 +526,8 @@ describe('malformed multipart bodies are 400 with a JSON error and leave nothing
       code: 'MULTIPART_TRUNCATED',
     },
     {
-      what: 'a folded part header line after a complete file (CVE-2022-24434)',
-      body: () => multipartBody(BOUNDARY, [filePart('a', 'a.bin', seededBytes(16, 50_000)), { headers: ['Content-Disposition: form-data;', ' name="b"'], data: 'x' }]),
+      what: 'a header block that starts with a folded line, after a complete file (CVE-2022-24434)',
+      body: () => multipartBody(BOUNDARY, [filePart('a', 'a.bin', seededBytes(16, 50_000)), { headers: [' Content-Disposition: form-data; name="b"'], data: 'x' }]),
       code: 'PART_HEADER_MALFORMED',
     },
     {
@@ -554,9 +554,9 @@ describe('malformed multipart bodies are 400 with a JSON error and leave nothing
       code: 'BOUNDARY_INVALID',
     },
     {
-      what: 'a boundary with a character outside RFC 2046 bchars',
-      contentType: 'multipart/form-data; boundary="abc@def"',
-      body: () => multipartBody('abc@def', [fieldPart('a', 'b')]),
+      what: 'a boundary with a control character (a tab)',
+      contentType: 'multipart/form-data; boundary="abc\tdef"',
+      body: () => multipartBody('abc\tdef', [fieldPart('a', 'b')]),
       code: 'BOUNDARY_INVALID',
     },
     {
@@ -719,4 +719,209 @@ describe('limits from the environment are 413 with the right code, and leave not
       await server.close();
     }
   });
+});
+
+/** Runs `python3 -c script` with `args`; null when there is no python3 (the test then skips, saying so). */
+function python(script: string, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string } | null> {
+  return new Promise((resolve) => {
+    const child = spawn('python3', ['-c', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', () => resolve(null));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/**
+ * Python's standard library as a client: a multipart/form-data body built with the email
+ * package (base64 parts, a folded Content-Disposition with RFC 2231 continuations under
+ * policy.SMTP, `name*=` for a non-ASCII name), posted with urllib. Prints the answer.
+ */
+const PYTHON_CLIENT = `
+import sys, urllib.request, urllib.error
+from email import policy
+from email.mime.multipart import MIMEMultipart
+from email.mime.application import MIMEApplication
+from email.mime.text import MIMEText
+url, path, pol = sys.argv[1], sys.argv[2], getattr(policy, sys.argv[3])
+data = open(path, 'rb').read()
+m = MIMEMultipart('form-data', policy=pol)
+note = MIMEText('h\\u00e9llo w\\u00f6rld \\u20ac', 'plain', 'utf-8', policy=pol)
+note.add_header('Content-Disposition', 'form-data', name='note')
+m.attach(note)
+f = MIMEApplication(data, policy=pol)
+f.add_header('Content-Disposition', 'form-data', name='\\u540d\\u524d', filename='a long file name \\u00fcn\\u00efcode that the email package folds over lines.bin')
+m.attach(f)
+raw = m.as_bytes(policy=pol)
+body = raw.split(b'\\r\\n\\r\\n', 1)[1]
+req = urllib.request.Request(url, data=body, method='POST', headers={'Content-Type': m['Content-Type']})
+try:
+    with urllib.request.urlopen(req) as r:
+        sys.stdout.write(str(r.status) + ' ' + r.read().decode())
+except urllib.error.HTTPError as e:
+    sys.stdout.write(str(e.code) + ' ' + e.read().decode())
+`;
+
+describe("what other clients and parsers' test bodies send is read as they meant it", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer();
+  });
+  after(() => server.close());
+
+  test('curl writes names the HTML way: a field name ending in a backslash, a filename with a quote (%22) and non-ASCII', async () => {
+    const data = seededBytes(40, 50_000);
+    const path = join(scratch, 'curl-names.bin');
+    await writeFile(path, data);
+    const out = await curl(['-F', 'a\\=1', '-F', `f=@${path};filename=we"ird ü.txt;type=text/plain`, `${server.url}/upload`]);
+    assert.equal(out.code, 0, out.stderr);
+    const answer = uploadAnswer(201, out.stdout);
+    assert.deepEqual(answer.fields, [{ name: 'a\\', value: '1' }]);
+    const [file] = answer.files as [FileRecord];
+    assert.deepEqual({ field: file.field, filename: file.filename, contentType: file.contentType }, { field: 'f', filename: 'we"ird ü.txt', contentType: 'text/plain' });
+    await assertStored(server, file, data);
+  });
+
+  for (const pol of ['HTTP', 'SMTP']) {
+    test(`Python's email package (policy.${pol}) and urllib: base64 parts are stored decoded, folded RFC 2231 names read whole`, async (t) => {
+      const data = Buffer.concat([seededBytes(41, 200_000), Buffer.from(`\r\n--${'='.repeat(15)}`)]);
+      const path = join(scratch, `python-${pol}.bin`);
+      await writeFile(path, data);
+      const out = await python(PYTHON_CLIENT, [`${server.url}/upload`, path, pol]);
+      if (out === null) return t.skip('python3 is not installed');
+      assert.equal(out.code, 0, out.stderr);
+      const space = out.stdout.indexOf(' ');
+      const answer = uploadAnswer(Number(out.stdout.slice(0, space)), out.stdout.slice(space + 1));
+      assert.deepEqual(answer.fields, [{ name: 'note', value: 'héllo wörld €' }]);
+      const [file] = answer.files as [FileRecord];
+      assert.equal(file.field, '名前');
+      assert.equal(file.filename, 'a long file name ünïcode that the email package folds over lines.bin');
+      assert.equal(file.contentType, 'application/octet-stream');
+      await assertStored(server, file, data);
+    });
+  }
+
+  test('field values are decoded in the charset of their part, else that of a _charset_ field (RFC 7578 4.4, 4.6), else UTF-8', async () => {
+    const part = (name: string, value: Buffer, type?: string): RawPart => ({
+      headers: [`Content-Disposition: form-data; name="${name}"`, ...(type === undefined ? [] : [`Content-Type: ${type}`])],
+      data: value,
+    });
+    const latin = (text: string): Buffer => Buffer.from(text, 'latin1');
+    const answer = rawAnswer(
+      await postMultipart(server, [
+        part('iso', latin('caf\xe9'), 'text/plain; charset=ISO-8859-1'),
+        part('cp1252', Buffer.from([0x80, 0x20, 0x93, 0x71, 0x94]), 'text/plain; charset="windows-1252"'),
+        part('utf8', Buffer.from('\ufeffcafé €', 'utf8'), 'text/plain; charset=utf-8'),
+        part('unknown', Buffer.from('café', 'utf8'), 'text/plain; charset=x-no-such-charset'),
+        part('default', Buffer.from([0x80, 0xe9])),
+        part('_charset_', Buffer.from('windows-1252')),
+      ]),
+    );
+    assert.deepEqual(answer.fields, [
+      { name: 'iso', value: 'café' },
+      { name: 'cp1252', value: '€ “q”' },
+      { name: 'utf8', value: '\ufeffcafé €' },
+      { name: 'unknown', value: 'café' },
+      { name: 'default', value: '€é' },
+      { name: '_charset_', value: 'windows-1252' },
+    ]);
+    // The _charset_ field is not decoded in the charset it names (here one where ASCII is not ASCII).
+    const utf16 = rawAnswer(await postMultipart(server, [part('_charset_', Buffer.from('utf-16le')), part('a', Buffer.from('hi', 'utf16le'))]));
+    assert.deepEqual(utf16.fields, [
+      { name: '_charset_', value: 'utf-16le' },
+      { name: 'a', value: 'hi' },
+    ]);
+    // Without a _charset_ field the default is UTF-8, and bytes that are not UTF-8 become U+FFFD.
+    const utf8 = rawAnswer(await postMultipart(server, [part('default', Buffer.from([0x61, 0xe9]))]));
+    assert.deepEqual(utf8.fields, [{ name: 'default', value: 'a\ufffd' }]);
+  });
+
+  test('a base64 (Content-Transfer-Encoding) file is stored decoded; an empty Content-Type part is application/octet-stream', async () => {
+    const data = seededBytes(42, 100_003);
+    const answer = rawAnswer(
+      await postMultipart(server, [
+        {
+          headers: ['Content-Disposition: form-data; name="b"; filename="b.bin"', 'Content-Type: image/png', 'Content-Transfer-Encoding: base64'],
+          data: data.toString('base64').replace(/.{76}/g, '$&\r\n'),
+        },
+        { headers: ['Content-Disposition: form-data; name="e"; filename="e.bin"', 'Content-Type: '], data: 'x' },
+      ]),
+    );
+    const [b, e] = answer.files as [FileRecord, FileRecord];
+    assert.equal(b.contentType, 'image/png');
+    await assertStored(server, b, data);
+    assert.equal(e.contentType, 'application/octet-stream');
+    await assertStored(server, e, Buffer.from('x'));
+  });
+
+  for (const boundary of ['*****', '\\/\\/\\/\\/\\/\\/']) {
+    test(`a boundary outside RFC 2046 bchars that clients send (${boundary}: Android samples, a formidable fixture) is accepted`, async () => {
+      const res = await rawRequest(server.url, '/upload', {
+        method: 'POST',
+        headers: { 'content-type': `multipart/form-data;boundary=${boundary}` },
+        body: multipartBody(boundary, [filePart('f', 'f.bin', 'stars'), fieldPart('n', 'v')]),
+      });
+      const answer = rawAnswer(res);
+      assert.deepEqual(answer.fields, [{ name: 'n', value: 'v' }]);
+      await assertStored(server, answer.files[0] as FileRecord, Buffer.from('stars'));
+    });
+  }
+
+  test('a raw upload with an empty name (?filename=, filename="") has filename null, as a multipart one does', async () => {
+    const a = rawAnswer(await rawRequest(server.url, '/upload?filename=', { method: 'POST', body: Buffer.from('a') }));
+    assert.equal(a.files[0]?.filename, null);
+    const b = rawAnswer(
+      await rawRequest(server.url, '/upload', { method: 'POST', headers: { 'content-disposition': 'attachment; filename=""' }, body: Buffer.from('b') }),
+    );
+    assert.equal(b.files[0]?.filename, null);
+  });
+});
+
+describe('bodies that peers read differently are a clear 400 and leave nothing', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer();
+  });
+  after(() => server.close());
+
+  const big = (seed: number): RawPart => filePart('big', 'big.bin', seededBytes(seed, 80_000));
+  const cases: ReadonlyArray<{ what: string; body: Buffer; code: string; contentType?: string }> = [
+    {
+      what: 'a body framed with bare LFs (what Python email writes by default)',
+      body: Buffer.from(`--${BOUNDARY}\nContent-Disposition: form-data; name="a"\n\nv\n--${BOUNDARY}--\n`),
+      code: 'MULTIPART_NO_DELIMITER',
+    },
+    {
+      what: 'two Content-Disposition headers in a part after a complete file',
+      body: multipartBody(BOUNDARY, [big(44), { headers: ['Content-Disposition: form-data; name="a"', 'Content-Disposition: form-data; name="b"; filename="b.php"'], data: 'x' }]),
+      code: 'PART_HEADER_MALFORMED',
+    },
+    {
+      what: 'a repeated filename parameter',
+      body: multipartBody(BOUNDARY, [{ headers: ['Content-Disposition: form-data; name="a"; filename="a.txt"; filename="a.php"'], data: 'x' }]),
+      code: 'CONTENT_DISPOSITION_MALFORMED',
+    },
+    {
+      what: 'a multipart Content-Type whose parameters do not parse (not stored whole as a raw upload)',
+      contentType: `multipart/form-data; boundary="${BOUNDARY}`,
+      body: multipartBody(BOUNDARY, [fieldPart('a', 'b')]),
+      code: 'BOUNDARY_INVALID',
+    },
+    {
+      what: 'a repeated boundary parameter',
+      contentType: `multipart/form-data; boundary=${BOUNDARY}; boundary=other`,
+      body: multipartBody(BOUNDARY, [fieldPart('a', 'b')]),
+      code: 'BOUNDARY_INVALID',
+    },
+  ];
+
+  for (const c of cases) {
+    test(c.what, async () => {
+      const res = await rawRequest(server.url, '/upload', { method: 'POST', headers: { 'content-type': c.contentType ?? MULTIPART_TYPE }, body: c.body });
+      assertError(res, 400, c.code);
+      await assertNothingLeft(server);
+    });
+  }
 });
