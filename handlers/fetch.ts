@@ -5,10 +5,14 @@ import { BadGatewayError, LimitExceededError, MalformedRequestError, Unsupported
 import { requestBody } from '../lib/request-body.js';
 import { sendJson } from '../lib/respond.js';
 import { connectionTokens, isHopByHop } from '../net/hop-by-hop.js';
-import { cleanFilename, filenameFromDisposition, filenameFromUrl } from '../net/upstream-filename.js';
+import { cleanFilename, filenameFromDisposition, filenameFromUrl, relayableDisposition } from '../net/upstream-filename.js';
 import { openUpstream, type UpstreamOptions, type UpstreamResponse } from '../net/upstream.js';
+import { declaredLength } from '../net/upstream-body.js';
+import { formatContentDisposition } from '../multipart/content-disposition.js';
 import { saveStream } from '../storage/save-stream.js';
 
+/** Written to send the status and headers before the first body byte (see handleFetch). */
+const NO_BYTES = Buffer.alloc(0);
 /** `POST /fetch` takes a URL and a name: 64 KiB is generous (URLs past 8 KiB rarely work anywhere). */
 const MAX_JSON_BODY_BYTES = 64 * 1024;
 /** The client's conditional range request, passed on (RFC 9110 14.2, 13.1.5). */
@@ -25,21 +29,41 @@ const RELAYED_RESPONSE_HEADERS = [
   'accept-ranges',
 ] as const;
 
-/** `GET /fetch?url=...`: streams the remote resource to the client, status and range included. */
+/**
+ * `GET|HEAD /fetch?url=...`: streams the remote resource to the client, status and range included
+ * (HEAD asks the origin for HEAD too).
+ */
 export async function handleFetch(ctx: RequestContext): Promise<void> {
   const target = parseTargetUrl(ctx.url.searchParams.get('url'));
-  const upstream = await openUpstream(target, upstreamOptions(ctx, forwardedHeaders(ctx.req)));
-  // Broken before a byte was read (a tiny body with garbage behind it): still time for a 502.
-  if (upstream.body.errored !== null) throw upstream.body.errored;
+  const forwarded = forwardedHeaders(ctx.req);
+  const method = ctx.req.method === 'HEAD' ? 'HEAD' : 'GET';
+  const upstream = await openUpstream(target, { ...upstreamOptions(ctx, forwarded), method });
+  try {
+    // Broken before a byte was read (a tiny body with garbage behind it): still time for a 502.
+    if (upstream.body.errored !== null) throw upstream.body.errored;
+    // A part the client did not ask for would pass for the whole resource.
+    if (upstream.status === 206 && forwarded.range === undefined) throw new BadGatewayError('UPSTREAM_PARTIAL', 'The origin answered 206 to a request without Range');
+  } catch (err) {
+    upstream.body.destroy();
+    throw err;
+  }
   const { res } = ctx;
   res.statusCode = upstream.status;
   for (const [name, value] of relayedHeaders(upstream)) res.setHeader(name, value);
+  // No name from the origin: the one the URL gives, so `curl -OJ`, `wget --content-disposition`
+  // and a browser's "Save as" do not all call the file "fetch". Inline: how it is shown is unchanged.
+  if (!res.hasHeader('content-disposition') && (upstream.status === 200 || upstream.status === 206)) {
+    const name = filenameFromUrl(upstream.url);
+    if (name !== null) res.setHeader('content-disposition', formatContentDisposition('inline', name));
+  }
   // The origin's bytes go out under our origin: no sniffing them into HTML, no scripts if they are.
   res.setHeader('x-content-type-options', 'nosniff');
   res.setHeader('content-security-policy', "sandbox; default-src 'none'");
   // The status and headers go out now, not with the first body chunk (which UpstreamBody may
-  // hold back): the client learns the answer as soon as we do.
-  res.flushHeaders();
+  // hold back): the client learns the answer as soon as we do. Not with flushHeaders(): Node
+  // sends that header block as UTF-8, so an origin's bytes past ASCII (obs-text in a Content-Type
+  // or an ETag) would reach the client changed; a write sends it as Latin-1, byte for byte.
+  res.write(NO_BYTES);
   // An upstream failure destroys the response: the client sees a broken transfer, never a
   // clean short file.
   await pipeline(upstream.body, res);
@@ -60,7 +84,7 @@ export async function handleFetchToStore(ctx: RequestContext): Promise<void> {
   const meta = {
     field: null,
     filename: request.filename ?? filenameFromDisposition(single(upstream.headers['content-disposition'])) ?? filenameFromUrl(upstream.url),
-    contentType: upstream.headers['content-type'] ?? 'application/octet-stream',
+    contentType: storedContentType(upstream.headers['content-type'], single(upstream.headers['content-encoding'])),
   };
   // saveStream removes the file when the body breaks (UpstreamBody errors on any short body).
   const record = await saveStream(ctx.store, upstream.body, meta, { maxBytes: ctx.config.maxFileBytes, signal: ctx.signal });
@@ -100,16 +124,34 @@ function forwardedHeaders(req: IncomingMessage): Record<string, string> {
   return headers;
 }
 
+/**
+ * The type to store a fetched body under. We ask for `identity`, but an origin may encode anyway
+ * (Apache's `AddEncoding x-gzip .gz`): the bytes are stored as sent, as curl and wget save them,
+ * and then their type is the encoding's, never a type that would serve gzip as text without the
+ * Content-Encoding that said so.
+ */
+function storedContentType(contentType: string | undefined, contentEncoding: string | undefined): string {
+  const codings = (contentEncoding ?? '').split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '' && c !== 'identity');
+  const outermost = codings[codings.length - 1];
+  if (outermost === undefined) return contentType ?? 'application/octet-stream';
+  return ENCODING_TYPES[outermost] ?? 'application/octet-stream';
+}
+
+/** Media types of compressed data (RFC 6713, RFC 8878), by content-coding. */
+const ENCODING_TYPES: Readonly<Record<string, string>> = { gzip: 'application/gzip', 'x-gzip': 'application/gzip', zstd: 'application/zstd' };
+
 function relayedHeaders(upstream: UpstreamResponse): Array<[string, string]> {
   // RFC 9110 7.6.1: whatever the origin's Connection header names is hop-by-hop too.
   const tokens = connectionTokens(upstream.headers.connection);
   const relayed: Array<[string, string]> = [];
   for (const name of RELAYED_RESPONSE_HEADERS) {
     if (isHopByHop(name, tokens)) continue;
-    const value = single(upstream.headers[name]);
+    const raw = single(upstream.headers[name]);
+    const value = name === 'content-disposition' && raw !== undefined ? (relayableDisposition(raw) ?? undefined) : raw;
     if (value === undefined) continue;
-    // A length only when it frames the body we relay (never beside Transfer-Encoding).
-    if (name === 'content-length' && upstream.body.expectedLength === null) continue;
+    // A length only when it frames the body (never beside Transfer-Encoding, RFC 9112 6.3; for
+    // HEAD, the length GET would have), and never on a 204 (RFC 9110 8.6).
+    if (name === 'content-length' && (declaredLength(upstream.headers) === null || upstream.status === 204)) continue;
     relayed.push([name, value]);
   }
   return relayed;

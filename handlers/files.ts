@@ -1,10 +1,14 @@
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { RequestContext } from '../lib/context.js';
-import { NotFoundError, RangeNotSatisfiableError } from '../lib/errors.js';
+import { NotFoundError, PreconditionFailedError, RangeNotSatisfiableError } from '../lib/errors.js';
 import { sendJson } from '../lib/respond.js';
 import { formatContentDisposition } from '../multipart/content-disposition.js';
-import type { FileRecord } from '../storage/store.js';
-import { parseRange } from './http-range.js';
+import type { ByteRange, FileRecord } from '../storage/store.js';
+import { evaluatePreconditions, ifRangeHolds, type Validators } from './http-conditional.js';
+import { layoutByteRanges, parseRange, type RangeRequest } from './http-range.js';
 
 /**
  * Types a browser may show inline; everything else is served as an attachment, so that a
@@ -27,54 +31,114 @@ async function recordOr404(ctx: RequestContext): Promise<FileRecord> {
   return record;
 }
 
-/** `GET|HEAD /files/:id`: the bytes, with validators and one `Range` (RFC 9110 14, 13). */
+/** `GET|HEAD /files/:id`: the bytes, with validators, conditional requests and ranges (RFC 9110 13, 14). */
 export async function handleGetFile(ctx: RequestContext): Promise<void> {
   const { req, res } = ctx;
   const record = await recordOr404(ctx);
-  const etag = `"${record.sha256}"`;
-  const lastModified = new Date(record.created).toUTCString();
+  const validators = validatorsOf(record);
   const contentType = SANE_MEDIA_TYPE.test(record.contentType) ? record.contentType : 'application/octet-stream';
   const baseType = (contentType.split(';')[0] as string).trim().toLowerCase();
 
-  res.setHeader('etag', etag);
-  res.setHeader('last-modified', lastModified);
+  res.setHeader('etag', validators.etag);
+  res.setHeader('last-modified', new Date(validators.lastModified).toUTCString());
   res.setHeader('accept-ranges', 'bytes');
   res.setHeader('x-content-type-options', 'nosniff');
-  res.setHeader('content-disposition', formatContentDisposition(INLINE_TYPES.has(baseType) ? 'inline' : 'attachment', record.filename));
 
-  if (notModified(req.headers['if-none-match'], req.headers['if-modified-since'], etag, record.created)) {
+  const precondition = evaluatePreconditions(req.headers, req.method ?? 'GET', validators);
+  if (precondition === 'failed') throw new PreconditionFailedError("The file does not match the request's preconditions");
+  if (precondition === 'not-modified') {
+    // RFC 9110 15.4.5: the validators, not the representation's metadata (send drops it too).
     res.statusCode = 304;
     res.end();
     return;
   }
+  res.setHeader('content-disposition', formatContentDisposition(INLINE_TYPES.has(baseType) ? 'inline' : 'attachment', record.filename));
 
-  // RFC 9110 13.1.5: a Range applies only while If-Range still matches the current version.
-  const ifRange = req.headers['if-range'];
-  const rangeApplies = ifRange === undefined || ifRange === etag || ifRange === lastModified;
-  const range = rangeApplies ? parseRange(req.headers.range, record.size) : { kind: 'none' as const };
+  const range = requestedRange(req, record.size, validators);
   if (range.kind === 'unsatisfiable') throw new RangeNotSatisfiableError(record.size);
-
-  res.setHeader('content-type', contentType);
-  if (range.kind === 'range') {
-    const { start, end } = range.range;
-    res.statusCode = 206;
-    res.setHeader('content-range', `bytes ${start}-${end}/${record.size}`);
-    res.setHeader('content-length', end - start + 1);
-  } else {
-    res.statusCode = 200;
-    res.setHeader('content-length', record.size);
-  }
-  if (req.method === 'HEAD' || record.size === 0) {
+  const body =
+    range.kind === 'none'
+      ? await wholeFile(ctx, record, contentType)
+      : range.ranges.length === 1
+        ? await oneRange(ctx, record, contentType, range.ranges[0] as ByteRange)
+        : byteRanges(ctx, record, contentType, range.ranges);
+  if (body === null) {
     res.end();
     return;
   }
-  const body = await ctx.store.read(record.id, range.kind === 'range' ? range.range : undefined);
   await pipeline(body, res, { signal: ctx.signal });
 }
 
-/** `DELETE /files/:id` → 204. */
+/** The ETag (the sha256) and Last-Modified (the commit time, whole seconds as the header has it). */
+function validatorsOf(record: FileRecord): Validators {
+  return { etag: `"${record.sha256}"`, lastModified: Math.floor(Date.parse(record.created) / 1000) * 1000 };
+}
+
+/**
+ * The client's `Range`, when it applies: only while `If-Range` still names this file (RFC 9110
+ * 13.1.5). HEAD gets GET's answer, 206 included, as from nginx and send.
+ */
+function requestedRange(req: IncomingMessage, size: number, validators: Validators): RangeRequest {
+  const ifRange = req.headers['if-range'];
+  if (ifRange !== undefined && !ifRangeHolds(String(ifRange), validators)) return { kind: 'none' };
+  return parseRange(req.headers.range, size);
+}
+
+/** Whether the answer carries a body: not for HEAD, not for zero bytes. */
+function wantsBody(ctx: RequestContext, length: number): boolean {
+  return ctx.req.method !== 'HEAD' && length > 0;
+}
+
+/** 200 with the whole file; null when there is no body to send. */
+async function wholeFile(ctx: RequestContext, record: FileRecord, contentType: string): Promise<Readable | null> {
+  const { res } = ctx;
+  res.statusCode = 200;
+  res.setHeader('content-type', contentType);
+  res.setHeader('content-length', record.size);
+  return wantsBody(ctx, record.size) ? ctx.store.read(record.id) : null;
+}
+
+/** 206 with one range (RFC 9110 15.3.7.1). */
+async function oneRange(ctx: RequestContext, record: FileRecord, contentType: string, range: ByteRange): Promise<Readable | null> {
+  const { res } = ctx;
+  const length = range.end - range.start + 1;
+  res.statusCode = 206;
+  res.setHeader('content-type', contentType);
+  res.setHeader('content-range', `bytes ${range.start}-${range.end}/${record.size}`);
+  res.setHeader('content-length', length);
+  return wantsBody(ctx, length) ? ctx.store.read(record.id, range) : null;
+}
+
+/**
+ * 206 multipart/byteranges (RFC 9110 14.6, 15.3.7.2), streamed part after part: a range is opened
+ * only once the part before it has gone out, so nothing is held beyond the stream's own buffer.
+ */
+function byteRanges(ctx: RequestContext, record: FileRecord, contentType: string, ranges: readonly ByteRange[]): Readable | null {
+  const { res, store } = ctx;
+  const layout = layoutByteRanges(ranges, record.size, contentType, randomBytes(16).toString('hex'));
+  res.statusCode = 206;
+  res.setHeader('content-type', layout.contentType);
+  res.setHeader('content-length', layout.length);
+  if (!wantsBody(ctx, layout.length)) return null;
+  async function* parts(): AsyncGenerator<Buffer> {
+    for (const part of layout.parts) {
+      yield part.head;
+      // Leaving this loop early (the response torn down) destroys the part's file stream.
+      for await (const chunk of await store.read(record.id, part.range)) yield chunk as Buffer;
+    }
+    yield layout.tail;
+  }
+  return Readable.from(parts(), { objectMode: false });
+}
+
+/** `DELETE /files/:id` → 204; 412 when `If-Match`, `If-Unmodified-Since` or `If-None-Match` say no (RFC 9110 13.2). */
 export async function handleDeleteFile(ctx: RequestContext): Promise<void> {
+  const { req } = ctx;
   const id = fileId(ctx);
+  const conditional = ['if-match', 'if-unmodified-since', 'if-none-match'].some((name) => req.headers[name] !== undefined);
+  if (conditional && evaluatePreconditions(req.headers, 'DELETE', validatorsOf(await recordOr404(ctx))) !== 'proceed') {
+    throw new PreconditionFailedError("The file does not match the request's preconditions; it was not deleted");
+  }
   if (!(await ctx.store.delete(id))) throw new NotFoundError(`No file with id ${JSON.stringify(id.slice(0, 64))}`);
   ctx.res.statusCode = 204;
   ctx.res.end();
@@ -83,20 +147,4 @@ export async function handleDeleteFile(ctx: RequestContext): Promise<void> {
 /** `GET /files` → `{"files":[record...]}`, oldest first. */
 export async function handleListFiles(ctx: RequestContext): Promise<void> {
   sendJson(ctx.res, 200, { files: await ctx.store.list() });
-}
-
-/** RFC 9110 13.1.2 / 13.1.3: If-None-Match (weak comparison) wins over If-Modified-Since. */
-function notModified(ifNoneMatch: string | undefined, ifModifiedSince: string | undefined, etag: string, created: string): boolean {
-  if (ifNoneMatch !== undefined) {
-    return ifNoneMatch
-      .split(',')
-      .map((t) => t.trim().replace(/^W\//, ''))
-      .some((t) => t === '*' || t === etag);
-  }
-  if (ifModifiedSince !== undefined) {
-    const since = Date.parse(ifModifiedSince);
-    // Compare at one-second resolution: HTTP dates have no fractions.
-    return !Number.isNaN(since) && Math.floor(Date.parse(created) / 1000) * 1000 <= since;
-  }
-  return false;
 }

@@ -86,11 +86,18 @@ export class UnsupportedMediaTypeError extends SluiceError {
   }
 }
 
-/** 416: a `Range` that the stored file cannot satisfy. */
+/** 412: a precondition of the request (`If-Match`, `If-Unmodified-Since`, `If-None-Match`) is false. */
+export class PreconditionFailedError extends SluiceError {
+  constructor(message: string) {
+    super('PRECONDITION_FAILED', message, 412);
+  }
+}
+
+/** 416: a `Range` that the stored file cannot satisfy; `size` null when the length is unknown (an origin's 416 without it). */
 export class RangeNotSatisfiableError extends SluiceError {
-  constructor(size: number) {
+  constructor(size: number | null) {
     super('RANGE_NOT_SATISFIABLE', 'Requested range not satisfiable', 416, {
-      headers: { 'content-range': `bytes */${size}` },
+      headers: size === null ? {} : { 'content-range': `bytes */${size}` },
     });
   }
 }

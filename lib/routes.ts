@@ -37,7 +37,7 @@ const ROUTES: readonly RouteEntry[] = [
     match: (p) => p.startsWith('/files/') && p.length > '/files/'.length,
     methods: { GET: handleGetFile, HEAD: handleGetFile, DELETE: handleDeleteFile },
   },
-  { name: 'fetch', ...plain, uploadMethods: ['POST'], match: (p) => p === '/fetch', methods: { GET: handleFetch, POST: handleFetchToStore } },
+  { name: 'fetch', ...plain, uploadMethods: ['POST'], match: (p) => p === '/fetch', methods: { GET: handleFetch, HEAD: handleFetch, POST: handleFetchToStore } },
   { name: 'proxy', ...plain, upload: true, match: (p) => p === '/proxy', methods: { POST: handleProxy } },
 ];
 

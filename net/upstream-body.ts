@@ -1,4 +1,4 @@
-import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { BadGatewayError, GatewayTimeoutError } from '../lib/errors.js';
 
@@ -21,7 +21,7 @@ const HIGH_WATER_MARK = 64 * 1024;
  * the socket. Destroying this stream destroys the upstream request (and its connection).
  */
 export class UpstreamBody extends Readable {
-  /** The Content-Length the origin declared, or null (chunked or close-delimited). */
+  /** The body length to expect: the Content-Length the origin declared (0 when bodyless), or null (chunked or close-delimited). */
   readonly expectedLength: number | null;
   private readonly request: ClientRequest;
   private readonly response: IncomingMessage;
@@ -32,12 +32,16 @@ export class UpstreamBody extends Readable {
   /** Fires when the origin sends nothing for idleMs while we are ready to read (a stalled body). */
   private readonly idleTimer: NodeJS.Timeout;
 
-  constructor(request: ClientRequest, response: IncomingMessage, idleMs: number, signal?: AbortSignal) {
+  /**
+   * `bodyless`: the response has no body whatever its Content-Length says (the answer to a HEAD,
+   * a 204 or a 304, RFC 9112 6.3), so the body to expect is zero bytes.
+   */
+  constructor(request: ClientRequest, response: IncomingMessage, idleMs: number, signal?: AbortSignal, bodyless = false) {
     super({ highWaterMark: HIGH_WATER_MARK });
     this.request = request;
     this.response = response;
     this.idleMs = idleMs;
-    this.expectedLength = declaredLength(response);
+    this.expectedLength = bodyless ? 0 : declaredLength(response.headers);
     this.idleTimer = setTimeout(() => this.onIdle(), idleMs);
     this.idleTimer.unref();
     // The body can break before anyone reads it (a small body and bytes past it arrive with the
@@ -134,9 +138,9 @@ export class UpstreamBody extends Readable {
 }
 
 /** RFC 9112 6.3: Content-Length frames the body only without Transfer-Encoding. */
-function declaredLength(response: IncomingMessage): number | null {
-  if (response.headers['transfer-encoding'] !== undefined) return null;
-  const text = response.headers['content-length'];
+export function declaredLength(headers: IncomingHttpHeaders): number | null {
+  if (headers['transfer-encoding'] !== undefined) return null;
+  const text = headers['content-length'];
   if (text === undefined || !/^\d+$/.test(text)) return null;
   const n = Number(text);
   return Number.isSafeInteger(n) ? n : null;

@@ -1,4 +1,4 @@
-import { dispositionFilename, lastPathSegment, parseContentDisposition } from '../multipart/content-disposition.js';
+import { dispositionFilename, formatContentDisposition, lastPathSegment, parseContentDisposition } from '../multipart/content-disposition.js';
 
 /**
  * The name to store a fetched file under: the origin's Content-Disposition filename, else the
@@ -15,9 +15,40 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/g;
 export function filenameFromDisposition(header: string | undefined): string | null {
   if (header === undefined) return null;
   // A malformed header from an origin is not the client's fault: fall back to the URL.
-  const disposition = parseContentDisposition(header);
+  const disposition = parseContentDisposition(headerText(header));
   const name = disposition === null ? null : dispositionFilename(disposition);
   return name === null ? null : cleanFilename(name);
+}
+
+/**
+ * An origin's Content-Disposition as we can pass it on: unchanged when it is plain ASCII; else
+ * (a raw UTF-8 or Latin-1 `filename="..."`, which many servers send) rebuilt from the name it
+ * carries as RFC 6266's ASCII `filename` plus RFC 8187's `filename*`, the form every client reads.
+ * Bytes past ASCII cannot be relayed as they came: Node re-decodes a Content-Disposition value
+ * as UTF-8 when a Content-Length was set before it (nodejs/node#46528), which turns them into
+ * U+FFFD or other bytes, and leaves them alone otherwise. Null when the header cannot be read.
+ */
+export function relayableDisposition(header: string): string | null {
+  if (/^[\t\x20-\x7e]*$/.test(header)) return header;
+  const disposition = parseContentDisposition(headerText(header));
+  if (disposition === null) return null;
+  // RFC 6266 4.2: an unknown disposition type is handled as attachment.
+  const type = disposition.type === 'inline' ? 'inline' : 'attachment';
+  const name = dispositionFilename(disposition);
+  return formatContentDisposition(type, name === null ? null : cleanFilename(name));
+}
+
+/**
+ * A header value as Node hands it over (one char per byte, Latin-1) read the way browsers read
+ * a raw filename: as UTF-8 when the bytes are valid UTF-8, else as Latin-1.
+ */
+export function headerText(value: string): string {
+  if (/^[\x00-\x7f]*$/.test(value)) return value;
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(value, 'latin1'));
+  } catch {
+    return value;
+  }
 }
 
 /** `data.csv` from `https://host/exports/data.csv?x=1`, percent-decoded; null for `/`. */

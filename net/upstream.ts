@@ -1,7 +1,7 @@
 import { STATUS_CODES, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { urlToHttpOptions } from 'node:url';
-import { BadGatewayError, GatewayTimeoutError, SluiceError } from '../lib/errors.js';
+import { BadGatewayError, GatewayTimeoutError, RangeNotSatisfiableError, SluiceError } from '../lib/errors.js';
 import { assertPublicLiteral, createGuardedLookup, isAllowedHost } from './ssrf.js';
 import { UpstreamBody } from './upstream-body.js';
 
@@ -14,6 +14,8 @@ const USER_AGENT = 'sluice';
 const guardedLookup = createGuardedLookup();
 
 export interface UpstreamOptions {
+  /** `GET` (the default) or `HEAD`, on every hop. */
+  readonly method?: 'GET' | 'HEAD';
   /** Request headers beyond our own (the client's `Range`, `If-Range`); never hop-by-hop ones. */
   readonly headers: Readonly<Record<string, string>>;
   /** Time allowed from the first connect to the final response's headers (FETCH_TIMEOUT_MS). */
@@ -66,7 +68,13 @@ export async function openUpstream(start: URL, options: UpstreamOptions): Promis
       }
       if (status < 200 || status > 299) {
         hop.body.destroy();
+        // The client's own Range was out of bounds: its answer, not an origin failure.
+        if (status === 416 && options.headers.range !== undefined) throw new RangeNotSatisfiableError(completeLength(hop.response.headers['content-range']));
         throw new BadGatewayError('UPSTREAM_STATUS', `The origin answered ${status} ${STATUS_CODES[status] ?? ''}`.trimEnd());
+      }
+      if (!plainTransferCoding(hop.response.headers['transfer-encoding'])) {
+        hop.body.destroy();
+        throw new BadGatewayError('UPSTREAM_TRANSFER_CODING', `The origin sent its body with Transfer-Encoding: ${hop.response.headers['transfer-encoding']}; only chunked is understood`);
       }
       // From here on FETCH_TIMEOUT_MS is the body's idle timeout (UpstreamBody), and the client
       // going away (options.signal, watched by the body) stops the transfer.
@@ -76,6 +84,22 @@ export async function openUpstream(start: URL, options: UpstreamOptions): Promis
     clearTimeout(timer);
     options.signal.removeEventListener('abort', onAbort);
   }
+}
+
+/** The complete length in an origin's 416 Content-Range (`bytes *` then `/N`, RFC 9110 14.4); null when it sent none we can read. */
+function completeLength(contentRange: string | undefined): number | null {
+  const m = /^\s*bytes\s+\*\/(\d+)\s*$/i.exec(contentRange ?? '');
+  const n = m === null ? NaN : Number(m[1]);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+/**
+ * RFC 9112 6.1: Node decodes `chunked` and nothing else. A body sent as `gzip, chunked` would
+ * reach the client still compressed, with nothing left to say so (Transfer-Encoding is hop-by-hop).
+ */
+function plainTransferCoding(value: string | undefined): boolean {
+  if (value === undefined) return true;
+  return value.split(',').every((t) => ['chunked', 'identity', ''].includes(t.trim().toLowerCase()));
 }
 
 /** RFC 9110 10.2.2: Location is a URI reference, resolved against the URL that answered. */
@@ -107,7 +131,7 @@ function requestOnce(url: URL, options: UpstreamOptions, signal: AbortSignal): P
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     const request = send({
       ...urlToHttpOptions(url),
-      method: 'GET',
+      method: options.method ?? 'GET',
       headers: {
         ...options.headers,
         'user-agent': USER_AGENT,
@@ -130,7 +154,9 @@ function requestOnce(url: URL, options: UpstreamOptions, signal: AbortSignal): P
       signal.removeEventListener('abort', onAbort);
       // Wrapped at once: a small body, and extra bytes behind it, can arrive and be found
       // malformed within the very socket read that delivered these headers.
-      resolve({ response, body: new UpstreamBody(request, response, options.timeoutMs, options.signal) });
+      // RFC 9112 6.3: no body after HEAD, 204 or 304, whatever Content-Length says.
+      const bodyless = options.method === 'HEAD' || response.statusCode === 204 || response.statusCode === 304;
+      resolve({ response, body: new UpstreamBody(request, response, options.timeoutMs, options.signal, bodyless) });
     });
     request.end();
   });

@@ -161,7 +161,7 @@ describe('GET /files/:id: headers', () => {
   });
 });
 
-describe('GET /files/:id: Range (one range, RFC 9110 14)', () => {
+describe('GET /files/:id: Range (RFC 9110 14)', () => {
   const ranges: ReadonlyArray<{ range: string; start: number; end: number }> = [
     { range: 'bytes=0-9', start: 0, end: 9 },
     { range: 'bytes=-10', start: 990, end: 999 },
@@ -204,8 +204,9 @@ describe('GET /files/:id: Range (one range, RFC 9110 14)', () => {
     assert.equal(res.headers['content-range'], 'bytes */0');
   });
 
-  for (const range of ['bytes=0-1,5-6', 'bytes=9-5', 'items=0-5', 'bytes=abc']) {
-    test(`${range} (several ranges, or one we ignore) → 200 with the whole file`, async () => {
+  // RFC 9110 14.2: a Range that is not a valid ranges-specifier (or not in bytes) is ignored.
+  for (const range of ['bytes=9-5', 'items=0-5', 'bytes=abc', 'bytes=', 'bytes=-', 'bytes=0-1,9-5', 'bytes 0-5', 'bytes=0x10-20', 'bytes=1.5-3']) {
+    test(`${JSON.stringify(range)} (a Range we ignore) → 200 with the whole file`, async () => {
       const res = await get(bin.id, { range });
       assert.equal(res.status, 200);
       assert.equal(res.headers['content-range'], undefined);
@@ -226,6 +227,151 @@ describe('GET /files/:id: Range (one range, RFC 9110 14)', () => {
     assert.ok(mismatch.body.equals(data));
   });
 });
+
+describe('GET /files/:id: Range, the edges (RFC 9110 14.1, 14.2)', () => {
+  const single: ReadonlyArray<{ range: string; start: number; end: number }> = [
+    { range: 'bytes=0-0', start: 0, end: 0 },
+    { range: 'Bytes=10-19', start: 10, end: 19 }, // the unit is case-insensitive
+    { range: 'bytes = 10-19', start: 10, end: 19 },
+    { range: 'bytes=0-4,5-9', start: 0, end: 9 }, // adjacent: coalesced into one part
+    { range: 'bytes=0-9,5-14,12-20', start: 0, end: 20 }, // overlapping: coalesced
+    { range: 'bytes=0-1,1000-2000', start: 0, end: 1 }, // the unsatisfiable one is dropped
+    { range: 'bytes=-0,0-0', start: 0, end: 0 },
+    { range: 'bytes=0-99999999999999999999999', start: 0, end: 999 },
+    { range: 'bytes=0-1,0-1,0-1', start: 0, end: 1 },
+  ];
+  for (const r of single) {
+    test(`${r.range} → one part, 206 bytes ${r.start}-${r.end}/1000`, async () => {
+      const res = await get(bin.id, { range: r.range });
+      assert.equal(res.status, 206);
+      assert.equal(res.headers['content-range'], `bytes ${r.start}-${r.end}/1000`);
+      assert.equal(res.headers['content-type'], 'application/octet-stream');
+      assert.ok(res.body.equals(data.subarray(r.start, r.end + 1)));
+    });
+  }
+
+  for (const range of ['bytes=1000-,2000-3000', 'bytes=-0,5000-', 'bytes=99999999999999999999999-']) {
+    test(`${range} (no range overlaps the file) → 416 bytes */1000`, async () => {
+      const res = await get(bin.id, { range });
+      assertError(res, 416, 'RANGE_NOT_SATISFIABLE');
+      assert.equal(res.headers['content-range'], 'bytes */1000');
+    });
+  }
+
+  test('a suffix longer than the file, or any range of a zero-byte file', async () => {
+    assert.equal((await get(bin.id, { range: 'bytes=-1000' })).headers['content-range'], 'bytes 0-999/1000');
+    for (const range of ['bytes=-1', 'bytes=0-', 'bytes=0-1,-5']) {
+      const res = await get(empty.id, { range });
+      assertError(res, 416, 'RANGE_NOT_SATISFIABLE');
+      assert.equal(res.headers['content-range'], 'bytes */0', range);
+    }
+  });
+
+  test('several ranges → 206 multipart/byteranges, parts in the order asked, each with its Content-Range', async () => {
+    const res = await get(bin.id, { range: 'bytes=500-509, 0-1,,-3' });
+    assert.equal(res.status, 206);
+    assert.equal(res.headers['content-range'], undefined, 'a multipart answer has no top-level Content-Range');
+    assert.equal(res.headers['content-length'], String(res.body.length));
+    assert.equal(res.headers.etag, `"${bin.sha256}"`);
+    const parts = parseByteRanges(String(res.headers['content-type']), res.body);
+    assert.deepEqual(
+      parts.map((p) => p.contentRange),
+      ['bytes 500-509/1000', 'bytes 0-1/1000', 'bytes 997-999/1000'],
+    );
+    for (const p of parts) {
+      assert.equal(p.contentType, 'application/octet-stream');
+      assert.ok(p.body.equals(data.subarray(p.start, p.end + 1)), p.contentRange);
+    }
+  });
+
+  test('multipart/byteranges over read-chunk edges of a multi-MiB file, and HEAD says the same length', async () => {
+    const ranges: Array<[number, number]> = [
+      [big.length - 100_000, big.length - 1],
+      [7, 64 * 1024 + 9],
+      [1024 * 1024 - 3, 2 * 1024 * 1024 + 3],
+    ];
+    const header = `bytes=${ranges.map(([a, b]) => `${a}-${b}`).join(',')}`;
+    const res = await get(bigFile.id, { range: header });
+    assert.equal(res.status, 206);
+    const parts = parseByteRanges(String(res.headers['content-type']), res.body);
+    assert.deepEqual(parts.map((p) => [p.start, p.end]), ranges);
+    for (const p of parts) assert.equal(sha256(p.body), sha256(big.subarray(p.start, p.end + 1)));
+    const head = await get(bigFile.id, { range: header }, 'HEAD');
+    assert.equal(head.status, 206);
+    assert.equal(head.headers['content-length'], String(res.body.length));
+    assert.match(String(head.headers['content-type']), /^multipart\/byteranges; boundary=/);
+    assert.equal(head.body.length, 0);
+  });
+
+  test('more parts than MAX_PARTS (after coalescing) → the whole file, 200', async () => {
+    const many = Array.from({ length: 40 }, (_, i) => `${i * 10}-${i * 10 + 1}`).join(',');
+    const res = await get(bin.id, { range: `bytes=${many}` });
+    assert.equal(res.status, 200);
+    assert.ok(res.body.equals(data));
+    // The same number of overlapping ranges is one part (CVE-2011-3192 style): 206, not 40 copies.
+    const overlapping = Array.from({ length: 40 }, () => '0-999').join(',');
+    const one = await get(bin.id, { range: `bytes=${overlapping}` });
+    assert.equal(one.status, 206);
+    assert.equal(one.headers['content-range'], 'bytes 0-999/1000');
+    assert.equal(one.body.length, 1000);
+  });
+
+  test('If-Range applies to several ranges too; a weak tag, a later date or junk → 200 whole file', async () => {
+    const ok = await get(bin.id, { range: 'bytes=0-1,5-6', 'if-range': `"${bin.sha256}"` });
+    assert.equal(ok.status, 206);
+    assert.match(String(ok.headers['content-type']), /^multipart\/byteranges/);
+    const lastModified = Date.parse(bin.created);
+    for (const ifRange of [`W/"${bin.sha256}"`, new Date(lastModified + 1000).toUTCString(), new Date(lastModified - 1000).toUTCString(), 'junk', `"${bin.sha256}`]) {
+      const res = await get(bin.id, { range: 'bytes=0-9', 'if-range': ifRange });
+      assert.equal(res.status, 200, ifRange);
+      assert.ok(res.body.equals(data));
+    }
+  });
+
+  test('If-Range with the date in an obsolete HTTP-date form (asctime, RFC 850) still matches', async () => {
+    const d = new Date(bin.created);
+    const days = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
+    const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+    const hms = d.toISOString().slice(11, 19);
+    const asctime = `${days[d.getUTCDay()]?.slice(0, 3)} ${months[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, ' ')} ${hms} ${d.getUTCFullYear()}`;
+    const rfc850 = `${days[d.getUTCDay()]}, ${String(d.getUTCDate()).padStart(2, '0')}-${months[d.getUTCMonth()]}-${String(d.getUTCFullYear()).slice(2)} ${hms} GMT`;
+    for (const ifRange of [asctime, rfc850]) {
+      const res = await get(bin.id, { range: 'bytes=0-9', 'if-range': ifRange });
+      assert.equal(res.status, 206, ifRange);
+    }
+  });
+});
+
+/** A multipart/byteranges body split by hand (RFC 9110 14.6, RFC 2046 5.1.1), strictly. */
+function parseByteRanges(contentType: string, body: Buffer): Array<{ contentType: string; contentRange: string; start: number; end: number; body: Buffer }> {
+  const m = /^multipart\/byteranges; boundary=([0-9A-Za-z'()+_,./:=?-]{1,70})$/.exec(contentType);
+  assert.ok(m !== null, `not multipart/byteranges: ${contentType}`);
+  const delimiter = Buffer.from(`\r\n--${m[1]}`);
+  const parts = [];
+  let at = body.indexOf(delimiter);
+  assert.equal(at, 0, 'the body starts with the first delimiter');
+  for (;;) {
+    at += delimiter.length;
+    if (body.subarray(at, at + 4).toString('latin1') === '--\r\n') {
+      assert.equal(at + 4, body.length, 'nothing after the close delimiter');
+      return parts;
+    }
+    assert.equal(body.subarray(at, at + 2).toString('latin1'), '\r\n');
+    const headEnd = body.indexOf('\r\n\r\n', at);
+    const lines = body.subarray(at + 2, headEnd).toString('latin1').split('\r\n');
+    const headers = new Map(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+    const contentRange = headers.get('content-range') ?? '';
+    const r = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(contentRange);
+    assert.ok(r !== null, `bad part Content-Range ${contentRange}`);
+    const start = Number(r[1]);
+    const end = Number(r[2]);
+    const dataStart = headEnd + 4;
+    const next = dataStart + (end - start + 1);
+    assert.ok(body.subarray(next, next + delimiter.length).equals(delimiter), 'each part is exactly its range long');
+    parts.push({ contentType: headers.get('content-type') ?? '', contentRange, start, end, body: body.subarray(dataStart, next) });
+    at = next;
+  }
+}
 
 describe('conditional requests', () => {
 
@@ -249,6 +395,85 @@ describe('conditional requests', () => {
     assert.equal((await get(bin.id, { 'if-modified-since': lastModified })).status, 304);
     const earlier = new Date(Date.parse(bin.created) - 86_400_000).toUTCString();
     assert.equal((await get(bin.id, { 'if-modified-since': earlier })).status, 200);
+  });
+
+  test('a 304 carries the validators, not the representation metadata (RFC 9110 15.4.5)', async () => {
+    const res = await get(text.id, { 'if-none-match': `"${text.sha256}"` });
+    assert.equal(res.status, 304);
+    assert.equal(res.headers.etag, `"${text.sha256}"`);
+    assert.equal(res.headers['last-modified'], new Date(text.created).toUTCString());
+    for (const name of ['content-disposition', 'content-type', 'content-length', 'content-range', 'transfer-encoding']) {
+      assert.equal(res.headers[name], undefined, name);
+    }
+  });
+
+  test('If-None-Match wins over If-Modified-Since (RFC 9110 13.1.3): another tag → 200 even at Last-Modified', async () => {
+    const res = await get(bin.id, { 'if-none-match': '"other"', 'if-modified-since': new Date(Date.parse(bin.created) + 86_400_000).toUTCString() });
+    assert.equal(res.status, 200);
+  });
+
+  test('If-Modified-Since that is not an HTTP-date is ignored; obsolete forms are read', async () => {
+    const later = new Date(Date.parse(bin.created) + 86_400_000);
+    for (const junk of [later.toISOString(), String(later.getTime()), '1', `${later.toUTCString()} extra`]) {
+      assert.equal((await get(bin.id, { 'if-modified-since': junk })).status, 200, junk);
+    }
+    const days = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
+    const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+    const hms = later.toISOString().slice(11, 19);
+    const asctime = `${days[later.getUTCDay()]?.slice(0, 3)} ${months[later.getUTCMonth()]} ${String(later.getUTCDate()).padStart(2, ' ')} ${hms} ${later.getUTCFullYear()}`;
+    assert.equal((await get(bin.id, { 'if-modified-since': asctime })).status, 304, asctime);
+  });
+
+  test('If-Match: the strong ETag or * → 200; another tag, or the weak form of ours → 412 PRECONDITION_FAILED', async () => {
+    for (const value of [`"${bin.sha256}"`, `"nope", "${bin.sha256}"`, '*']) {
+      const res = await get(bin.id, { 'if-match': value });
+      assert.equal(res.status, 200, value);
+      assert.ok(res.body.equals(data));
+    }
+    for (const value of ['"nope"', `W/"${bin.sha256}"`, bin.sha256]) {
+      const res = await get(bin.id, { 'if-match': value });
+      assertError(res, 412, 'PRECONDITION_FAILED');
+    }
+    // A precondition that holds leaves the Range alone.
+    const ranged = await get(bin.id, { 'if-match': `"${bin.sha256}"`, range: 'bytes=0-9' });
+    assert.equal(ranged.status, 206);
+    // 412 comes before 304 (RFC 9110 13.2.2).
+    assertError(await get(bin.id, { 'if-match': '"nope"', 'if-none-match': `"${bin.sha256}"` }), 412, 'PRECONDITION_FAILED');
+  });
+
+  test('If-Unmodified-Since: at Last-Modified → 200, a second earlier → 412; ignored beside If-Match or when not a date', async () => {
+    const at = Date.parse(bin.created);
+    assert.equal((await get(bin.id, { 'if-unmodified-since': new Date(at).toUTCString() })).status, 200);
+    assertError(await get(bin.id, { 'if-unmodified-since': new Date(at - 1000).toUTCString() }), 412, 'PRECONDITION_FAILED');
+    assert.equal((await get(bin.id, { 'if-unmodified-since': 'yesterday' })).status, 200);
+    assert.equal((await get(bin.id, { 'if-unmodified-since': new Date(at - 1000).toUTCString(), 'if-match': '*' })).status, 200);
+  });
+
+  test('HEAD answers conditionals as GET does, without a body', async () => {
+    const notModified = await get(bin.id, { 'if-none-match': `"${bin.sha256}"` }, 'HEAD');
+    assert.equal(notModified.status, 304);
+    const failed = await get(bin.id, { 'if-match': '"nope"' }, 'HEAD');
+    assert.equal(failed.status, 412);
+    assert.equal(failed.body.length, 0);
+  });
+
+  test('DELETE with If-Match/If-None-Match/If-Unmodified-Since that fail → 412 and the file stays; one that holds → 204', async () => {
+    const record = await storeRaw(Buffer.from('guarded'), 'text/plain', 'guarded.txt');
+    const cases: Array<Record<string, string>> = [
+      { 'if-match': '"nope"' },
+      { 'if-match': `W/"${record.sha256}"` },
+      { 'if-none-match': '*' },
+      { 'if-none-match': `W/"${record.sha256}"` },
+      { 'if-unmodified-since': new Date(Date.parse(record.created) - 60_000).toUTCString() },
+    ];
+    for (const headers of cases) {
+      const res = await rawRequest(server.url, `/files/${record.id}`, { method: 'DELETE', headers });
+      assertError(res, 412, 'PRECONDITION_FAILED');
+      assert.equal((await get(record.id)).status, 200, `still there after ${JSON.stringify(headers)}`);
+    }
+    const del = await rawRequest(server.url, `/files/${record.id}`, { method: 'DELETE', headers: { 'if-match': `"${record.sha256}"` } });
+    assert.equal(del.status, 204);
+    assertError(await rawRequest(server.url, `/files/${record.id}`, { method: 'DELETE', headers: { 'if-match': '*' } }), 404, 'NOT_FOUND');
   });
 });
 
