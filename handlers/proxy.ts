@@ -39,8 +39,11 @@ export async function handleProxy(ctx: RequestContext): Promise<void> {
   if (target === null) {
     throw new ServiceUnavailableError('PROXY_NOT_CONFIGURED', 'No proxy destination is configured (PROXY_TARGET is unset)');
   }
-  const contentType = ctx.req.headers['content-type'];
-  const body = isMultipartFormData(contentType) ? multipartBody(ctx, contentType) : rawBody(ctx);
+  const { 'content-type': contentType, 'content-encoding': coding } = ctx.req.headers;
+  // A content-coded body (a gzip'd form) is not ours to read: it goes on as it is, like any
+  // other body, for a destination that decodes it, rather than failing our parser with a 400.
+  const reencode = isMultipartFormData(contentType) && (coding === undefined || /^\s*(?:identity)?\s*$/i.test(coding));
+  const body = reencode ? multipartBody(ctx, contentType) : rawBody(ctx);
   await exchange(ctx, target, body);
 }
 
@@ -60,7 +63,11 @@ function rawBody(ctx: RequestContext): OutboundBody {
   }
   const headers: OutgoingHttpHeaders = {};
   if (type !== undefined) headers['content-type'] = type;
+  // Neither Content-Length nor Transfer-Encoding: no body at all (RFC 9112 6.3). Say so with
+  // `Content-Length: 0`, not the empty chunked body Node would send, which a destination that
+  // wants a length (S3 answers 411) would refuse.
   if (length !== undefined) headers['content-length'] = length;
+  else if (ctx.req.headers['transfer-encoding'] === undefined) headers['content-length'] = '0';
   return { stages: [new ByteLimit(max)], headers, reencoded: false };
 }
 
@@ -232,6 +239,10 @@ function destinationError(err: NodeJS.ErrnoException, phase: Phase): BadGatewayE
   const code = err.code ?? 'UNKNOWN';
   if (phase === 'connecting' || UNREACHABLE.has(code)) {
     return new BadGatewayError('PROXY_DESTINATION_UNREACHABLE', `The proxy destination cannot be reached (${code})`, { cause: err });
+  }
+  if (code.startsWith('HPE_')) {
+    // Node's HTTP parser refused what came back: not a reset, and the message should say so.
+    return new BadGatewayError('PROXY_DESTINATION_RESET', `The proxy destination sent an invalid HTTP answer (${code})`, { cause: err });
   }
   return new BadGatewayError('PROXY_DESTINATION_RESET', `The proxy destination closed the connection (${code})`, { cause: err });
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { MultipartEvent } from './events.js';
-import { formatFormDataPartHeader, MultipartEncodeError } from './form-data-header.js';
+import { filenameAsSent, formatFormDataPartHeader, MultipartEncodeError } from './form-data-header.js';
 
 export { MultipartEncodeError } from './form-data-header.js';
 
@@ -89,7 +89,8 @@ export class MultipartEncoder extends Transform {
         if (this.#inPart) return orderError('a part started before the previous one ended');
         let header: string;
         try {
-          header = formatFormDataPartHeader(event.part);
+          // The client's filename with its directories (see filenameAsSent), not the parser's cut one.
+          header = formatFormDataPartHeader(event.part, filenameAsSent(event.part));
         } catch (err) {
           return err as MultipartEncodeError;
         }

@@ -1,4 +1,5 @@
 import { SluiceError } from '../lib/errors.js';
+import { dispositionParam, lastPathSegment, parseContentDisposition } from './content-disposition.js';
 
 /**
  * The header block of one multipart/form-data body part, written the way browsers write it.
@@ -18,6 +19,8 @@ export interface FormDataPartHeader {
   /** `null` for a plain field; `''` for an empty file input (browsers send `filename=""`). */
   readonly filename: string | null;
   readonly contentType: string | null;
+  /** The part's own headers, names lower-cased, when it came from a parser (`PartInfo.headers`). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** A file part without a type of its own is sent as opaque bytes (RFC 7578 4.4, and what browsers send). */
@@ -55,17 +58,41 @@ export class MultipartEncodeError extends SluiceError {
 }
 
 /**
+ * The filename as the client sent it, for passing the part on: its `Content-Disposition` read
+ * the way the parser reads it (`dispositionParam`: `filename*` decoded and preferred, the HTML
+ * standard's escapes undone), without the parser's cut to the last path segment. The parser's
+ * `filename` is the safe name for storing a file here (RFC 7578 4.2: the receiver drops
+ * directories); a proxy is not that receiver, and the cut loses what the destination is owed:
+ * the relative paths browsers send for a directory upload (`photos/2024/a.jpg`, PHP's
+ * `full_path`), and the bytes of a file named `..` or `dir/`, whose cut name `""` makes PHP
+ * drop the file and busboy read it as a field. The destination applies its own rules, as it
+ * would to the client's request. Anything but the directory part added back (no headers, a
+ * header that reads differently) keeps `filename`.
+ */
+export function filenameAsSent(part: FormDataPartHeader): string | null {
+  const { filename } = part;
+  const header = part.headers?.['content-disposition'];
+  if (filename === null || header === undefined) return filename;
+  const disposition = parseContentDisposition(header, FORM_DATA);
+  const sent = disposition === null ? null : dispositionParam(disposition, 'filename', FORM_DATA);
+  // Only ever the directory part added back: whatever else differs, the parser's name stands.
+  return sent !== null && lastPathSegment(sent) === filename ? sent : filename;
+}
+
+const FORM_DATA = { formData: true } as const;
+
+/**
  * The header block of a part, CRLF after each line and the empty line that ends the block
  * included (RFC 2046 5.1.1: `body-part := MIME-part-headers [CRLF *OCTET]`).
  * Only Content-Disposition and Content-Type: RFC 7578 4.8 says other header fields
  * MUST NOT be included.
  */
-export function formatFormDataPartHeader(part: FormDataPartHeader): string {
+export function formatFormDataPartHeader(part: FormDataPartHeader, filename: string | null = part.filename): string {
   let disposition = `form-data; name="${escapeFormDataParameter(part.name)}"`;
-  if (part.filename !== null) disposition += `; filename="${escapeFormDataParameter(part.filename)}"`;
+  if (filename !== null) disposition += `; filename="${escapeFormDataParameter(filename)}"`;
   // RFC 7578 4.4: a file part's type defaults to application/octet-stream; a field has none
   // unless the sender gave one (curl -F 'a=b;type=text/plain'), and then we keep it.
-  const type = part.contentType ?? (part.filename === null ? null : DEFAULT_FILE_CONTENT_TYPE);
+  const type = part.contentType ?? (filename === null ? null : DEFAULT_FILE_CONTENT_TYPE);
   let block = `Content-Disposition: ${disposition}\r\n`;
   if (type !== null) {
     if (type.trim() === '' || FORBIDDEN_IN_FIELD_VALUE.test(type)) {

@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import busboy from 'busboy';
 import { MultipartEncoder, randomBoundary } from '../multipart/encoder.js';
 import type { MultipartEvent } from '../multipart/events.js';
-import { escapeFormDataParameter, formatFormDataPartHeader } from '../multipart/form-data-header.js';
+import { escapeFormDataParameter, filenameAsSent, formatFormDataPartHeader } from '../multipart/form-data-header.js';
 import { MultipartParser } from '../multipart/parser.js';
 
 /** A part as a test describes it; `filename` null (or absent) makes it a field. */
@@ -125,7 +125,7 @@ const CASES: readonly Case[] = [
     parts: [{ name: 'dir\\', body: 'v' }],
     unreadableBy: {
       busboy: 'busboy takes the final \\" as an escaped quote and drops the part, as it does for the same bytes from a browser',
-      ours: 'our parser takes the final \\" as an escaped quote and finds the header malformed, as it does for the same bytes from a browser',
+      // Our parser reads it: a value that only the HTML standard's reading parses is read that way.
     },
   },
   {
@@ -304,6 +304,46 @@ describe('MultipartEncoder boundary', () => {
     const out: Buffer[] = [];
     await pipeline(Readable.from([body]), new MultipartParser({ boundary: first.boundary }), second, sink(out));
     assert.deepEqual(await readWithBusboy(Buffer.concat(out), second.contentType), parts.map((p) => expectedReading(p, 'busboy')));
+  });
+});
+
+describe('filenames as the client sent them (the encoder passes parts on, it does not store them)', () => {
+  const disposition = (params: string): Readonly<Record<string, string>> => ({ 'content-disposition': `form-data; name="f"; ${params}` });
+  const CASES: ReadonlyArray<{ what: string; filename: string | null; headers?: Readonly<Record<string, string>>; sent: string | null }> = [
+    { what: 'a directory upload keeps its relative path', filename: 'a.jpg', headers: disposition('filename="photos/2024/a.jpg"'), sent: 'photos/2024/a.jpg' },
+    { what: 'a Windows path keeps its backslashes', filename: 'x.txt', headers: disposition('filename="C:\\fakepath\\x.txt"'), sent: 'C:\\fakepath\\x.txt' },
+    { what: '`..`, which the parser makes ""', filename: '', headers: disposition('filename=".."'), sent: '..' },
+    { what: '`dir/`, which the parser makes ""', filename: '', headers: disposition('filename="dir/"'), sent: 'dir/' },
+    { what: 'the HTML standard escapes are undone, as the parser does', filename: 'a"b.txt', headers: disposition('filename="d%0Ar/a%22b.txt"'), sent: 'd\nr/a"b.txt' },
+    { what: 'filename* is decoded and preferred, as the parser does', filename: 'é.txt', headers: disposition("filename=\"x.txt\"; filename*=UTF-8''d%2F%C3%A9.txt"), sent: 'd/é.txt' },
+    { what: 'an empty file input stays ""', filename: '', headers: disposition('filename=""'), sent: '' },
+    { what: 'a field has none', filename: null, headers: { 'content-disposition': 'form-data; name="f"' }, sent: null },
+    { what: 'no headers (events not from a parser): the part\'s own filename', filename: 'x.txt', sent: 'x.txt' },
+    { what: 'a header that names another file: the part\'s own filename', filename: 'mine.txt', headers: disposition('filename="dir/other.txt"'), sent: 'mine.txt' },
+    { what: 'a header that does not parse: the part\'s own filename', filename: 'mine.txt', headers: disposition('filename="unterminated'), sent: 'mine.txt' },
+  ];
+  for (const c of CASES) {
+    test(c.what, () => assert.equal(filenameAsSent({ name: 'f', filename: c.filename, contentType: null, ...(c.headers === undefined ? {} : { headers: c.headers }) }), c.sent));
+  }
+
+  test('parser to encoder: busboy at the far end reads the paths the client sent, and the bytes of a file named ..', async () => {
+    const client = new MultipartEncoder({ boundary: 'client-boundary' });
+    const body = Buffer.from(
+      '--client-boundary\r\nContent-Disposition: form-data; name="files[]"; filename="photos/2024/a.jpg"\r\nContent-Type: image/jpeg\r\n\r\njpeg bytes\r\n' +
+        '--client-boundary\r\nContent-Disposition: form-data; name="dots"; filename=".."\r\nContent-Type: text/plain\r\n\r\ndot dot\r\n' +
+        '--client-boundary--\r\n',
+    );
+    const encoder = new MultipartEncoder();
+    const out: Buffer[] = [];
+    await pipeline(Readable.from([body]), new MultipartParser({ boundary: client.boundary }), encoder, sink(out));
+    const read = await readWithBusboy(Buffer.concat(out), encoder.contentType);
+    assert.deepEqual(
+      read.map((p) => [p.name, p.filename, p.type, p.size]),
+      [
+        ['files[]', 'photos/2024/a.jpg', 'image/jpeg', 10],
+        ['dots', '..', 'text/plain', 7],
+      ],
+    );
   });
 });
 

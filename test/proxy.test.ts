@@ -2,6 +2,8 @@ import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { Agent, request, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import {
   answerEarly,
@@ -15,6 +17,7 @@ import {
   resetAfter,
   stallMidAnswer,
   startDestination,
+  startTcpDestination,
   type Destination,
   type DestinationHandler,
   type ReportedPart,
@@ -185,14 +188,32 @@ describe('POST /proxy, multipart/form-data', () => {
     assert.equal(report.parts[0]?.type, 'application/octet-stream');
   });
 
-  test('a lone backslash in a name survives; a Windows path in a filename is cut to its last segment', async () => {
-    const parts: ClientPart[] = [{ disposition: 'form-data; name="a\\b"; filename="C:\\fakepath\\x.txt"', type: 'text/plain', body: [Buffer.from('abc')] }];
+  test('filenames go on as the client sent them, directories included (a Windows path, a directory upload, `..`, `dir/`)', async () => {
+    // RFC 7578 4.2 tells the receiver to drop directories; sluice is not the receiver here. Cut
+    // names lost a directory upload's relative paths (PHP's full_path), and `..` or `dir/` became
+    // `filename=""`, which PHP drops as an empty file input and busboy reads as a field.
+    const parts: ClientPart[] = [
+      { disposition: 'form-data; name="a\\b"; filename="C:\\fakepath\\x.txt"', type: 'text/plain', body: [Buffer.from('abc')] },
+      { disposition: 'form-data; name="files[]"; filename="photos/2024/a.jpg"', type: 'image/jpeg', body: data('a.jpg', 1000) },
+      { disposition: 'form-data; name="files[]"; filename="photos/b.jpg"', type: 'image/jpeg', body: data('b.jpg', 2000) },
+      { disposition: 'form-data; name="dots"; filename=".."', type: 'text/plain', body: [Buffer.from('a file called ..')] },
+      { disposition: 'form-data; name="slash"; filename="dir/"', type: 'text/plain', body: [Buffer.from('a file called dir/')] },
+      { disposition: "form-data; name=\"ext\"; filename*=UTF-8''r%C3%A9p%2Fr%C3%A9sum%C3%A9.txt", type: 'text/plain', body: [Buffer.from('ext')] },
+    ];
     const reply = await post(`${sluice.url}/proxy`, { 'content-type': MULTIPART_TYPE }, multipart(parts));
+    assert.equal(reply.status, 200, reply.body.toString());
     const report = json(reply) as unknown as { parts: ReportedPart[] };
-    // RFC 7578 4.2: a receiver must not use the directory part; our parser drops it before we re-send.
     assert.deepEqual(
-      report.parts.map((p) => [p.name, p.filename]),
-      [['a\\b', 'x.txt']],
+      report.parts.map((p) => [p.name, p.filename, p.size]),
+      [
+        ['a\\b', 'C:\\fakepath\\x.txt', 3],
+        ['files[]', 'photos/2024/a.jpg', 1000],
+        ['files[]', 'photos/b.jpg', 2000],
+        ['dots', '..', 16],
+        ['slash', 'dir/', 18],
+        // filename* is decoded and sent the way browsers send names (RFC 7578 4.2 has no filename*).
+        ['ext', 'rép/résumé.txt', 3],
+      ],
     );
   });
 
@@ -307,6 +328,34 @@ describe('POST /proxy, any other body', () => {
     assert.equal(reply.headers['x-end-to-end'], 'yes');
     assert.equal(reply.headers['cache-control'], 'no-cache');
     assert.equal(reply.headers['x-request-id'], 'trace-me-123');
+  });
+
+  test('a POST with no body at all goes on with Content-Length: 0, not as an empty chunked body', async () => {
+    // Neither Content-Length nor Transfer-Encoding (RFC 9112 6.3: no body). Node's own client
+    // always sends one of them, so the request is written by hand.
+    const url = new URL(sluice.url);
+    const socket = connect(Number(url.port), url.hostname);
+    socket.write(`POST /proxy HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer sluice-secret\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n`);
+    const chunks: Buffer[] = [];
+    for await (const chunk of socket) chunks.push(chunk as Buffer);
+    const answer = Buffer.concat(chunks).toString('utf8');
+    assert.match(answer, /^HTTP\/1\.1 201 /);
+    const report = JSON.parse(answer.slice(answer.indexOf('{'), answer.lastIndexOf('}') + 1)) as { size: number; headers: IncomingHttpHeaders };
+    assert.equal(report.size, 0);
+    assert.equal(report.headers['content-length'], '0');
+    assert.equal(report.headers['transfer-encoding'], undefined);
+  });
+
+  test('a content-coded (gzip) multipart body is not ours to parse: it goes on as it is', async () => {
+    const form = Buffer.concat([...multipart([{ disposition: 'form-data; name="f"; filename="a.txt"', type: 'text/plain', body: [Buffer.from('hello '.repeat(1000))] }])]);
+    const gzipped = gzipSync(form);
+    const reply = await post(`${sluice.url}/proxy`, { ...auth, 'content-type': MULTIPART_TYPE, 'content-encoding': 'gzip', 'content-length': gzipped.length }, [gzipped]);
+    assert.equal(reply.status, 201, reply.body.toString());
+    const report = json(reply) as { size: number; sha256: string; headers: IncomingHttpHeaders };
+    assert.equal(report.sha256, sha256Of([gzipped]));
+    assert.equal(report.headers['content-type'], MULTIPART_TYPE);
+    assert.equal(report.headers['content-encoding'], 'gzip');
+    assert.equal(report.headers['content-length'], String(gzipped.length));
   });
 
   test('the destination sees the path and query of PROXY_TARGET', async () => {
@@ -429,6 +478,20 @@ describe('POST /proxy, failures', () => {
       }
     } finally {
       await sluice.close();
+    }
+  });
+
+  test('the destination answers with something that is not HTTP: 502 that says so', async () => {
+    const dest = await startTcpDestination((socket) => socket.once('data', () => socket.end('SSH-2.0-OpenSSH_9.2\r\n')));
+    const sluice = await startServer({ PROXY_TARGET: dest.url });
+    try {
+      const reply = await post(`${sluice.url}/proxy`, { 'content-type': MULTIPART_TYPE }, multipart([{ disposition: 'form-data; name="a"', body: [Buffer.from('x')] }]));
+      assert.equal(reply.status, 502);
+      const error = json(reply).error as { code: string; message: string };
+      assert.equal(error.code, 'PROXY_DESTINATION_RESET');
+      assert.match(error.message, /invalid HTTP answer/);
+    } finally {
+      await closeAll(sluice, dest);
     }
   });
 
