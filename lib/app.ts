@@ -88,6 +88,12 @@ export function createApp(deps: AppDeps): App {
     },
     (req, res) => void handle(req, res, false),
   );
+  // A client that half-closes once its request is sent (`nc -q`, `socat`, scripts calling
+  // shutdown(SHUT_WR)) still reads the answer. Node's default aborts the request at the FIN, so
+  // such an upload was dropped and answered with nothing. A FIN in the middle of a body is still
+  // a broken request (HPE_INVALID_EOF_STATE, clientError below). `httpAllowHalfOpen` is a
+  // long-standing but untyped property of http.Server; test/server.test.ts checks its effect.
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   // Expect: 100-continue: answer 401/413/503 before the client sends the body.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void handle(req, res, true));
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {

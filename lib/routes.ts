@@ -30,7 +30,7 @@ const ROUTES: readonly RouteEntry[] = [
   { name: 'healthz', ...plain, auth: false, match: (p) => p === '/healthz', methods: { GET: handleHealth, HEAD: handleHealth } },
   { name: 'metrics', ...plain, match: (p) => p === '/metrics', methods: { GET: handleMetrics } },
   { name: 'upload', ...plain, upload: true, storesBody: true, match: (p) => p === '/upload', methods: { POST: handleUpload, PUT: handleUpload } },
-  { name: 'files', ...plain, match: (p) => p === '/files' || p === '/files/', methods: { GET: handleListFiles } },
+  { name: 'files', ...plain, match: (p) => p === '/files' || p === '/files/', methods: { GET: handleListFiles, HEAD: handleListFiles } },
   {
     name: 'file',
     ...plain,

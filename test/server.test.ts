@@ -76,6 +76,17 @@ function refused(port: number): Promise<boolean> {
   });
 }
 
+/** Sends `bytes`, half-closes (FIN), and returns whatever comes back until the server closes. */
+function halfCloseExchange(url: string, bytes: Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port: portOf(url) }, () => socket.end(bytes));
+    const received: Buffer[] = [];
+    socket.on('data', (d: Buffer) => received.push(d));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(received).toString('latin1')));
+  });
+}
+
 function portOf(url: string): number {
   return Number(new URL(url).port);
 }
@@ -110,6 +121,34 @@ describe('routing', () => {
     assert.equal(head.body.length, 0);
   });
 
+  test('HEAD /files → 200 with the headers of GET /files and no body (RFC 9110 9.3.2)', async () => {
+    const get = await rawRequest(server.url, '/files');
+    const head = await rawRequest(server.url, '/files', { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers['content-type'], get.headers['content-type']);
+    assert.equal(head.headers['content-length'], String(get.body.length));
+    assert.equal(head.body.length, 0);
+  });
+
+  test('a client that half-closes after its request (shutdown(SHUT_WR), nc -q) still gets its answer, and the file is stored', async () => {
+    const body = multipartBody(BOUNDARY, [filePart('f', 'a.txt', 'hello')]);
+    const head = `POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: ${MULTIPART_TYPE}\r\nContent-Length: ${body.length}\r\n\r\n`;
+    const answer = await halfCloseExchange(server.url, Buffer.concat([Buffer.from(head, 'latin1'), body]));
+    assert.match(answer, /^HTTP\/1\.1 201 /);
+    const stored = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { files: Array<{ id: string; size: number }> };
+    assert.equal(stored.files[0]?.size, 5);
+    assert.ok((await server.files()).includes(stored.files[0]?.id as string));
+  });
+
+  test('a client that half-closes in the middle of its body gets no file stored, and the server goes on', async () => {
+    const body = multipartBody(BOUNDARY, [filePart('f', 'a.txt', 'x'.repeat(100_000))]);
+    const head = `POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: ${MULTIPART_TYPE}\r\nContent-Length: ${body.length}\r\n\r\n`;
+    const before = (await server.files()).sort();
+    await halfCloseExchange(server.url, Buffer.concat([Buffer.from(head, 'latin1'), body.subarray(0, 50_000)]));
+    await poll('the partial file to be removed', async () => JSON.stringify((await server.files()).sort()) === JSON.stringify(before), 5_000);
+    assert.equal((await rawRequest(server.url, '/healthz')).status, 200);
+  });
+
   for (const path of ['/', '/nope', '/healthz/extra', '/uploads', '/files-x', '/upload/x']) {
     test(`unknown route ${path} → 404 JSON`, async () => {
       assertError(await rawRequest(server.url, path), 404, 'NOT_FOUND');
@@ -119,7 +158,7 @@ describe('routing', () => {
   const wrongMethods: ReadonlyArray<{ method: string; path: string; allow: string[] }> = [
     { method: 'GET', path: '/upload', allow: ['POST', 'PUT'] },
     { method: 'DELETE', path: '/healthz', allow: ['GET', 'HEAD'] },
-    { method: 'POST', path: '/files', allow: ['GET'] },
+    { method: 'POST', path: '/files', allow: ['GET', 'HEAD'] },
     { method: 'PUT', path: `/files/${'A'.repeat(22)}`, allow: ['DELETE', 'GET', 'HEAD'] },
     { method: 'PATCH', path: '/upload', allow: ['POST', 'PUT'] },
   ];
