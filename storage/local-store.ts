@@ -110,7 +110,9 @@ export class LocalStore implements Store {
   createWriter(meta: NewFileMeta, options: WriterOptions = {}): FileWriter {
     return new LocalFileWriter(this.dir, meta, options.maxBytes ?? Infinity, {
       writeTurns: this.writeTurns,
-      backgroundSync: this.fsync ? this.backgroundSync : null,
+      fsync: this.fsync,
+      // Direct writes leave no dirty pages behind to write back early.
+      backgroundSync: this.fsync && this.directBuffers === null ? this.backgroundSync : null,
       directBuffers: this.directBuffers,
     });
   }
@@ -214,7 +216,9 @@ interface BackgroundSyncSlot {
 interface WriterIo {
   /** The store's turns for writes: its writers' writev calls, a few at a time. */
   readonly writeTurns: Turns;
-  /** fsync on: the store's background-sync slot; fsync off: null. */
+  /** fdatasync the file before it can become visible. */
+  readonly fsync: boolean;
+  /** Page-cache writes with fsync on: the store's background-sync slot; else null. */
   readonly backgroundSync: BackgroundSyncSlot | null;
   /** O_DIRECT writes: the pool of aligned buffers; page-cache writes: null. */
   readonly directBuffers: AlignedMemoryPool | null;
@@ -325,9 +329,8 @@ class LocalFileWriter extends Writable implements FileWriter {
   private maybeSyncInBackground(): void {
     const slot = this.io.backgroundSync;
     const fd = this.fd;
-    // Direct writes leave no dirty pages behind to write back. fd is null once destroy() has
-    // taken the descriptor (it closes it when no I/O is left).
-    if (this.direct || fd === null || slot === null || slot.busy || this.syncing !== null || this.bytesWritten - this.syncedUpTo < SYNC_EVERY_BYTES) return;
+    // fd is null once destroy() has taken the descriptor (it closes it when no I/O is left).
+    if (fd === null || slot === null || slot.busy || this.syncing !== null || this.bytesWritten - this.syncedUpTo < SYNC_EVERY_BYTES) return;
     slot.busy = true;
     this.syncedUpTo = this.bytesWritten;
     this.syncing = new Promise<void>((resolve) => fdatasync(fd, () => resolve())).then(() => {
@@ -363,7 +366,7 @@ class LocalFileWriter extends Writable implements FileWriter {
         });
       };
       // Durable before it can become visible: a crash must never leave a renamed, half-written file.
-      const sync = (): void => (this.io.backgroundSync !== null ? fdatasync(fd, closeFd) : closeFd(null));
+      const sync = (): void => (this.io.fsync ? fdatasync(fd, closeFd) : closeFd(null));
       // The last direct write was padded to the alignment: cut the file back to its length.
       if (this.direct && this.bytesWritten % DIRECT_IO_ALIGNMENT !== 0) ftruncate(fd, this.bytesWritten, (err) => (err ? closeFd(err) : sync()));
       else sync();
