@@ -6,6 +6,7 @@ import type { RequestContext } from '../lib/context.js';
 import { NotFoundError, PreconditionFailedError, RangeNotSatisfiableError } from '../lib/errors.js';
 import { sendJson } from '../lib/respond.js';
 import { formatContentDisposition } from '../multipart/content-disposition.js';
+import { formatSha256Digest } from './content-digest.js';
 import type { ByteRange, FileRecord } from '../storage/store.js';
 import { evaluatePreconditions, ifRangeHolds, type Validators } from './http-conditional.js';
 import { layoutByteRanges, parseRange, type RangeRequest } from './http-range.js';
@@ -53,6 +54,8 @@ export async function handleGetFile(ctx: RequestContext): Promise<void> {
     return;
   }
   res.setHeader('content-disposition', formatContentDisposition(INLINE_TYPES.has(baseType) ? 'inline' : 'attachment', record.filename));
+  // RFC 9530 3: the digest of the whole file, whatever range this answer carries.
+  res.setHeader('repr-digest', formatSha256Digest(record.sha256));
 
   const range = requestedRange(req, record.size, validators);
   if (range.kind === 'unsatisfiable') throw new RangeNotSatisfiableError(record.size);
@@ -95,6 +98,8 @@ async function wholeFile(ctx: RequestContext, record: FileRecord, contentType: s
   res.statusCode = 200;
   res.setHeader('content-type', contentType);
   res.setHeader('content-length', record.size);
+  // RFC 9530 2: the whole file is this answer's content too.
+  res.setHeader('content-digest', formatSha256Digest(record.sha256));
   return wantsBody(ctx, record.size) ? ctx.store.read(record.id) : null;
 }
 

@@ -9,11 +9,13 @@ import type { UploadResult } from './upload.js';
 /**
  * Any body that is not multipart/form-data is one file. Its name comes from `?filename=`, else
  * from a `Content-Disposition` request header, else none. With `Content-Digest: sha-256=:...:`
- * (RFC 9530) the stored bytes are checked before the file becomes visible.
+ * or `Repr-Digest` (RFC 9530) the stored bytes are checked before the file becomes visible.
  */
 export async function receiveRaw(ctx: RequestContext): Promise<UploadResult> {
   const { req, url, store, config } = ctx;
-  const expected = parseContentDigest(req.headers['content-digest']);
+  // A stored body is never re-coded: its content and its representation are the same bytes,
+  // so Content-Digest and Repr-Digest (RFC 9530 2, 3) both check them.
+  const expected = [parseContentDigest(req.headers['content-digest']), parseContentDigest(req.headers['repr-digest'])].filter((d) => d !== null);
   const record = await saveStream(
     store,
     requestBody(req),
@@ -22,8 +24,8 @@ export async function receiveRaw(ctx: RequestContext): Promise<UploadResult> {
       maxBytes: config.maxFileBytes,
       signal: ctx.signal,
       verify: ({ sha256 }) => {
-        if (expected !== null && expected !== sha256) {
-          throw new MalformedRequestError('DIGEST_MISMATCH', `Content-Digest sha-256 does not match the received bytes (got sha-256 ${sha256} in hex)`);
+        if (expected.some((d) => d !== sha256)) {
+          throw new MalformedRequestError('DIGEST_MISMATCH', `The sha-256 of Content-Digest or Repr-Digest does not match the received bytes (got sha-256 ${sha256} in hex)`);
         }
       },
     },

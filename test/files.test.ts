@@ -5,6 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FileRecord } from '../storage/store.js';
@@ -92,6 +93,19 @@ describe('GET /files/:id: headers', () => {
     assert.equal(res.headers['x-content-type-options'], 'nosniff');
     assert.equal(res.headers['content-disposition'], 'attachment; filename="data.bin"');
     assert.ok(res.body.equals(data));
+  });
+
+  test('RFC 9530 digests: Repr-Digest (the whole file) on every answer, Content-Digest only where the answer is the whole file', async () => {
+    const digest = `sha-256=:${createHash('sha256').update(big).digest('base64')}:`;
+    const whole = await get(bigFile.id);
+    assert.equal(whole.headers['repr-digest'], digest);
+    assert.equal(whole.headers['content-digest'], digest);
+    const part = await get(bigFile.id, { range: 'bytes=10-20' });
+    assert.equal(part.status, 206);
+    assert.equal(part.headers['repr-digest'], digest);
+    assert.equal(part.headers['content-digest'], undefined, 'a range is not the whole file: its content digest would differ');
+    const head = await get(bigFile.id, {}, 'HEAD');
+    assert.equal(head.headers['repr-digest'], digest);
   });
 
   test('a few MiB come back byte for byte with their sha256', async () => {

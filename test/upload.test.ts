@@ -429,6 +429,23 @@ describe('Content-Digest (RFC 9530) on raw uploads', () => {
     }
   });
 
+  test('Repr-Digest is checked like Content-Digest: a match is stored, a mismatch is 400 DIGEST_MISMATCH', async () => {
+    const server = await startServer();
+    try {
+      const ok = await rawRequest(server.url, '/upload?filename=r.bin', { method: 'POST', headers: { 'repr-digest': digest(data) }, body: data });
+      assert.equal(ok.status, 201, ok.body.toString('utf8'));
+      const wrong = await rawRequest(server.url, '/upload?filename=r.bin', {
+        method: 'POST',
+        headers: { 'content-digest': digest(data), 'repr-digest': digest(Buffer.from('something else')) },
+        body: data,
+      });
+      assertError(wrong, 400, 'DIGEST_MISMATCH');
+      assert.equal((JSON.parse((await rawRequest(server.url, '/files')).body.toString('utf8')) as { files: unknown[] }).files.length, 1);
+    } finally {
+      await server.close();
+    }
+  });
+
   test('a malformed Content-Digest is 400 CONTENT_DIGEST_MALFORMED and nothing is stored', async () => {
     const server = await startServer();
     try {
