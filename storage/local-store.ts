@@ -1,10 +1,11 @@
 import { createHash, type Hash } from 'node:crypto';
 import { close, constants, fdatasync, ftruncate, open, writev } from 'node:fs';
-import { mkdir, open as openFile, readdir, readFile, rename, statfs, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open as openFile, readdir, readFile, rename, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { LimitExceededError, NotFoundError } from '../lib/errors.js';
 import { AlignedMemoryPool, DIRECT_IO_ALIGNMENT } from './aligned-memory.js';
+import { DirectorySync } from './directory-sync.js';
 import { isFileId, newFileId } from './file-id.js';
 import { newRecord, parseRecord, serializeRecord } from './record.js';
 import type { ByteRange, FileRecord, FileWriter, NewFileMeta, Store, WriterOptions } from './store.js';
@@ -44,6 +45,13 @@ const PAGE_CACHE_WRITES_AT_ONCE = 1;
  * four gained nothing more). One writer still has one write in flight at most.
  */
 const DIRECT_WRITES_AT_ONCE = 2;
+/**
+ * Bytes a writer takes before write() says wait. Above a socket read (64 KiB), so that a small
+ * file's data is taken while its file is still being opened, and the upload goes on to the next
+ * part instead of waiting for the open (2,000 files of 64 KiB: 27 -> 32 MB/s, bench:ab, faster
+ * in each of 3 rounds).
+ */
+const WRITER_HIGH_WATER_MARK = 256 * 1024;
 /** Direct-write buffers (two batches each) kept for the next file once their writer is done. */
 const IDLE_DIRECT_BUFFERS = 4;
 const O_DIRECT_CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT;
@@ -73,6 +81,8 @@ export class LocalStore implements Store {
    * sync writes back the other files' dirty pages anyway). Final syncs are not limited.
    */
   private readonly backgroundSync: BackgroundSyncSlot = { busy: false };
+  /** fsync on: makes the names a commit creates durable. */
+  private readonly directorySync: DirectorySync | null;
   private writeTurns = new Turns(PAGE_CACHE_WRITES_AT_ONCE);
   private readonly directIoWanted: boolean;
   /** Set by open() when the directory's file system takes O_DIRECT writes. */
@@ -81,6 +91,7 @@ export class LocalStore implements Store {
   constructor(dir: string, options: LocalStoreOptions = {}) {
     this.dir = dir;
     this.fsync = options.fsync ?? true;
+    this.directorySync = this.fsync ? new DirectorySync(dir) : null;
     this.directIoWanted = options.directIo ?? true;
   }
 
@@ -113,6 +124,7 @@ export class LocalStore implements Store {
       fsync: this.fsync,
       // Direct writes leave no dirty pages behind to write back early.
       backgroundSync: this.fsync && this.directBuffers === null ? this.backgroundSync : null,
+      directorySync: this.directorySync,
       directBuffers: this.directBuffers,
     });
   }
@@ -220,6 +232,8 @@ interface WriterIo {
   readonly fsync: boolean;
   /** Page-cache writes with fsync on: the store's background-sync slot; else null. */
   readonly backgroundSync: BackgroundSyncSlot | null;
+  /** fsync on: the store directory's sync, run after a commit's renames; else null. */
+  readonly directorySync: DirectorySync | null;
   /** O_DIRECT writes: the pool of aligned buffers; page-cache writes: null. */
   readonly directBuffers: AlignedMemoryPool | null;
 }
@@ -245,7 +259,7 @@ class LocalFileWriter extends Writable implements FileWriter {
   private writing: Promise<void> | null = null;
 
   constructor(dir: string, meta: NewFileMeta, maxBytes: number, io: WriterIo) {
-    super({ highWaterMark: 64 * 1024 });
+    super({ highWaterMark: WRITER_HIGH_WATER_MARK });
     this.dir = dir;
     this.meta = meta;
     this.maxBytes = maxBytes;
@@ -392,9 +406,13 @@ class LocalFileWriter extends Writable implements FileWriter {
     const recordPath = join(this.dir, `${this.id}.json`);
     const partialRecord = join(this.dir, `.${this.id}.json${PARTIAL_SUFFIX}`);
     try {
-      await writeFile(partialRecord, serializeRecord(record), { flag: 'wx', mode: 0o644 });
+      await writeRecord(partialRecord, serializeRecord(record), this.io.fsync);
       await rename(this.partialPath, join(this.dir, this.id));
       await rename(partialRecord, recordPath);
+      // With fsync on a 201 means the file survives a crash: its bytes were synced before it
+      // finished, its record just now, and this makes both names durable. Without it a crash
+      // could keep the bytes but lose the record, and the start-up sweep would remove them.
+      await this.io.directorySync?.sync();
       this.state = 'committed';
     } catch (err) {
       await this.abort();
@@ -420,6 +438,17 @@ class LocalFileWriter extends Writable implements FileWriter {
       });
     }
     return this.abortion;
+  }
+}
+
+/** The record's JSON in a new file (never an existing one), synced to disk with fsync on. */
+async function writeRecord(path: string, text: string, fsync: boolean): Promise<void> {
+  const handle = await openFile(path, 'wx', 0o644);
+  try {
+    await handle.writeFile(text);
+    if (fsync) await handle.datasync();
+  } finally {
+    await handle.close();
   }
 }
 
