@@ -31,7 +31,8 @@ function allRows(size: number): { plan: RowPlan; needs: readonly string[] }[] {
     { plan: rawFile(oneFileSpec(size)), needs: ['raw-sink'] },
     { plan: busboyUpload('busboy-upload', oneFileSpec(size), 'busboy server writing each file to disk'), needs: ['raw-file'] },
     { plan: uploadMultipart('upload-multipart', oneFileSpec(size)), needs: ['raw-sink', 'raw-file', 'busboy-upload'] },
-    { plan: uploadMultipart('upload-multipart-nofsync', oneFileSpec(size), false), needs: ['raw-sink', 'raw-file', 'busboy-upload'] },
+    { plan: uploadMultipart('upload-multipart-nofsync', oneFileSpec(size), { FSYNC: 'false' }), needs: ['raw-sink', 'raw-file', 'busboy-upload'] },
+    { plan: uploadMultipart('upload-multipart-pagecache', oneFileSpec(size), { DIRECT_IO: 'false' }), needs: ['raw-sink', 'raw-file', 'busboy-upload'] },
     { plan: untuned(uploadMultipart('upload-multipart', oneFileSpec(size))), needs: ['upload-multipart'] },
   ];
   if (withRef) rows.push({ plan: uploadMultipart(refName('upload-multipart'), oneFileSpec(REFERENCE_SIZE)), needs: [] });
