@@ -248,6 +248,13 @@ function destinationError(err: NodeJS.ErrnoException, phase: Phase): BadGatewayE
 }
 
 /**
+ * Bytes the outbound request may hold unsent before the upload waits for it to drain. bench:ab,
+ * `proxy`, against waiting whenever write() returns false: 1.07× over 6 rounds, then 1.09× over
+ * 8 (faster in 7), 1.39 -> 1.31 and 1.28 -> 1.12 CPU-s/GiB; peak RSS unchanged.
+ */
+const SEND_AHEAD_BYTES = 256 * 1024;
+
+/**
  * The end of the upload chain: writes into the outbound request with its backpressure and ends
  * it. It is a stream of its own, not the request itself, so that stopping the upload (an early
  * answer) leaves the request open for that answer to be read.
@@ -263,7 +270,9 @@ class RequestBodySink extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    if (this.#outbound.write(chunk)) return callback();
+    // write() says wait past the socket's 16 KiB, so after every 64 KiB chunk; waiting then for
+    // 'drain' (a turn of the event loop each time) left the next chunk unparsed meanwhile.
+    if (this.#outbound.write(chunk) || this.#outbound.writableLength < SEND_AHEAD_BYTES) return callback();
     const outbound = this.#outbound;
     const done = (err?: Error): void => {
       outbound.off('drain', onDrain);
