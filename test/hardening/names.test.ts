@@ -129,6 +129,8 @@ const KNOWN_HEADERS = new Set([
   'keep-alive',
   'cache-control',
   'content-security-policy',
+  'content-digest',
+  'repr-digest',
 ]);
 const FIELD_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+: ?[\x20-\x7e]*$/;
 const DISPOSITION = /^(attachment|inline)(?:; filename="([\x20-\x21\x23-\x5b\x5d-\x7e]*)")?(?:; filename\*=UTF-8''((?:[A-Za-z0-9!#$&+\-.^_`|~]|%[0-9A-F]{2})*))?$/;
