@@ -258,6 +258,8 @@ class LocalFileWriter extends Writable implements FileWriter {
   private syncing: Promise<void> | null = null;
   /** A writev in flight or waiting for its turn. destroy() does not wait for it by itself; closing under it could hit a reused descriptor. */
   private writing: Promise<void> | null = null;
+  /** The finish's truncate, sync and close, once it has taken the descriptor. */
+  private closing: Promise<void> | null = null;
 
   constructor(dir: string, meta: NewFileMeta, maxBytes: number, io: WriterIo) {
     super({ highWaterMark: WRITER_HIGH_WATER_MARK });
@@ -370,21 +372,28 @@ class LocalFileWriter extends Writable implements FileWriter {
       const fd = this.fd;
       // Destroyed while the last batch was being written: destroy() closes the descriptor.
       if (fd === null) return callback(this.errored ?? writerClosed());
-      const closeFd = (err: Error | null): void => {
-        this.fd = null;
-        close(fd, (closeErr) => {
-          this.batches.dispose();
-          if (err ?? closeErr) return callback(err ?? closeErr);
-          this.sha256 = this.hash.digest('hex');
-          this.state = 'finished';
-          callback();
-        });
-      };
-      // Durable before it can become visible: a crash must never leave a renamed, half-written file.
-      const sync = (): void => (this.io.fsync ? fdatasync(fd, closeFd) : closeFd(null));
-      // The last direct write was padded to the alignment: cut the file back to its length.
-      if (this.direct && this.bytesWritten % DIRECT_IO_ALIGNMENT !== 0) ftruncate(fd, this.bytesWritten, (err) => (err ? closeFd(err) : sync()));
-      else sync();
+      // From here the finish owns the descriptor: a destroy() meanwhile waits for `closing`
+      // instead of closing it under the truncate and the sync (which would then act on whatever
+      // file reused the number).
+      this.fd = null;
+      this.closing = new Promise<void>((closed) => {
+        const closeFd = (err: Error | null): void => {
+          close(fd, (closeErr) => {
+            closed();
+            this.batches.dispose();
+            if (err ?? closeErr) return callback(err ?? closeErr);
+            if (this.destroyed) return callback(this.errored ?? writerClosed());
+            this.sha256 = this.hash.digest('hex');
+            this.state = 'finished';
+            callback();
+          });
+        };
+        // Durable before it can become visible: a crash must never leave a renamed, half-written file.
+        const sync = (): void => (this.io.fsync ? fdatasync(fd, closeFd) : closeFd(null));
+        // The last direct write was padded to the alignment: cut the file back to its length.
+        if (this.direct && this.bytesWritten % DIRECT_IO_ALIGNMENT !== 0) ftruncate(fd, this.bytesWritten, (err) => (err ? closeFd(err) : sync()));
+        else sync();
+      });
     });
   }
 
@@ -397,8 +406,9 @@ class LocalFileWriter extends Writable implements FileWriter {
       if (this.state === 'writing') void this.abort();
       callback(err);
     };
-    if (fd === null) done();
-    else this.afterIo(() => close(fd, () => done()));
+    if (fd !== null) this.afterIo(() => close(fd, () => done()));
+    else if (this.closing !== null) void this.closing.then(done);
+    else done();
   }
 
   async commit(): Promise<FileRecord> {
