@@ -194,8 +194,11 @@ async function unlinkIfPresent(path: string): Promise<boolean> {
 
 /**
  * Whether the file system of `dir` takes O_DIRECT writes of the alignment the writers use: one
- * aligned block written to a temporary file. Some refuse the flag at open (EINVAL: ramfs, older
- * tmpfs, some FUSE and network file systems); those get page-cache writes.
+ * aligned block written to a temporary file. Some refuse the flag at open, or the alignment at
+ * the write, with EINVAL (ramfs, older tmpfs, some FUSE and network file systems); those get
+ * page-cache writes. Any other failure (a full disk, a quota) says nothing about O_DIRECT and
+ * must not stop start-up: files can still be read and deleted to make room, and uploads report
+ * the condition themselves.
  */
 async function takesDirectWrites(dir: string, pool: AlignedMemoryPool): Promise<boolean> {
   const path = join(dir, `.${newFileId()}${PARTIAL_SUFFIX}`);
@@ -209,12 +212,11 @@ async function takesDirectWrites(dir: string, pool: AlignedMemoryPool): Promise<
     }
     return true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return false;
-    throw err;
+    return (err as NodeJS.ErrnoException).code !== 'EINVAL';
   } finally {
     pool.release(block);
     // A refused open may have created the file before refusing the flag.
-    await unlinkIfPresent(path);
+    await unlinkIfPresent(path).catch(() => false);
   }
 }
 

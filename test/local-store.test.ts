@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { constants, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync } from 'node:fs';
+import { appendFileSync, constants, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -201,5 +201,34 @@ describe('LocalStore on a file system that refuses O_DIRECT (ramfs)', () => {
     await pipeline(Readable.from(unevenChunks(data)), writer);
     const record = await writer.commit();
     assert.ok(readFileSync(join(mountPoint, record.id)).equals(data));
+  });
+});
+
+describe('LocalStore on a full file system (tmpfs)', () => {
+  let mountPoint = '';
+  afterEach(() => {
+    if (mountPoint !== '') unmount(mountPoint);
+    mountPoint = '';
+  });
+
+  test('opens (the O_DIRECT probe failing with ENOSPC does not stop start-up), and an upload fails cleanly', async (t) => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-local-store-'));
+    mountPoint = join(dir, 'tmpfs');
+    mkdirSync(mountPoint);
+    if (!mountOrSkip(t, 'tmpfs', mountPoint, ['-o', 'size=1m'])) {
+      mountPoint = '';
+      return;
+    }
+    // Fill it to the last block.
+    const filler = join(mountPoint, 'filler');
+    assert.throws(() => {
+      for (;;) appendFileSync(filler, Buffer.alloc(64 * 1024));
+    }, (err: NodeJS.ErrnoException) => err.code === 'ENOSPC');
+    store = new LocalStore(mountPoint, { fsync: true, directIo: true });
+    await store.open();
+    const writer = store.createWriter(meta);
+    await assert.rejects(pipeline(Readable.from([randomBytes(1024 * 1024)]), writer), (err: NodeJS.ErrnoException) => err.code === 'ENOSPC');
+    await writer.abort();
+    assert.deepEqual(readdirSync(mountPoint), ['filler']);
   });
 });
