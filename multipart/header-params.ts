@@ -42,6 +42,9 @@ export function parseParameterized(text: string, options: ParseOptions = {}): Pa
   const head = (semi === -1 ? text : text.slice(0, semi)).trim().toLowerCase();
   const params: Record<string, string> = Object.create(null) as Record<string, string>;
   let i = semi === -1 ? n : semi;
+  // Where the next backslash is, looked up again only once passed: asking per quoted value
+  // (lastIndexOf back to the start) made a header of many quoted values quadratic.
+  let nextBackslash = -1;
   while (i < n) {
     // at a ';'
     i = skipSpace(text, i + 1);
@@ -59,7 +62,11 @@ export function parseParameterized(text: string, options: ParseOptions = {}): Pa
       // RFC 9110 5.6.4 quoted-string.
       const close = text.indexOf('"', i + 1);
       if (close === -1) return null;
-      if (!escapes || text.lastIndexOf('\\', close) <= i) {
+      if (nextBackslash !== n && nextBackslash <= i) {
+        const at = text.indexOf('\\', i + 1);
+        nextBackslash = at === -1 ? n : at;
+      }
+      if (!escapes || nextBackslash > close) {
         // The common case: no backslash, the value is a plain slice.
         value = text.slice(i + 1, close);
         i = close + 1;
