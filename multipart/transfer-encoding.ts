@@ -27,15 +27,28 @@ export function transferDecoder(encoding: string | undefined): TransferDecoder |
 
 const EMPTY = Buffer.alloc(0);
 
-/** Base64 and base64url letters; everything else (line breaks, `=` padding) is skipped, as decoders do. */
+/** Base64 and base64url letters; everything else (line breaks) is skipped, as decoders do. */
 const NOT_BASE64 = /[^A-Za-z0-9+/_-]+/g;
 
-/** RFC 2045 6.8: four letters make three bytes; up to three letters wait for the next chunk. */
+/**
+ * RFC 2045 6.8: four letters make three bytes; up to three letters wait for the next chunk.
+ * `=` pads the last group and ends the data: whatever follows it in the part is ignored, as
+ * Python's and Node's own decoders do (not read on as more letters, which would shift every
+ * byte after it).
+ */
 class Base64Decoder implements TransferDecoder {
   private held = '';
+  private ended = false;
 
   write(chunk: Buffer): Buffer {
-    const letters = this.held + chunk.toString('latin1').replace(NOT_BASE64, '');
+    if (this.ended) return EMPTY;
+    let text = chunk.toString('latin1');
+    const pad = text.indexOf('=');
+    if (pad !== -1) {
+      text = text.slice(0, pad);
+      this.ended = true;
+    }
+    const letters = this.held + text.replace(NOT_BASE64, '');
     const whole = letters.length - (letters.length % 4);
     this.held = letters.slice(whole);
     return whole === 0 ? EMPTY : Buffer.from(letters.slice(0, whole), 'base64');
@@ -44,8 +57,8 @@ class Base64Decoder implements TransferDecoder {
   end(): Buffer {
     const tail = this.held;
     this.held = '';
-    // Two or three letters are the one or two bytes of an unpadded last group; a lone letter
-    // carries no whole byte and is dropped, as lenient decoders do.
+    // Two or three letters are the one or two bytes of an unpadded (or padded) last group; a
+    // lone letter carries no whole byte and is dropped, as lenient decoders do.
     return tail.length < 2 ? EMPTY : Buffer.from(tail, 'base64');
   }
 }

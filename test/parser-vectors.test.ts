@@ -474,6 +474,17 @@ const transferCases: ValidCase[] = [
     ],
   },
   {
+    what: 'base64: `=` padding ends the data; what follows it in the part is ignored (RFC 2045 6.8), not read on as more letters',
+    body: buildBody(B, [
+      { headers: [CD('name="a"; filename="a"'), 'Content-Transfer-Encoding: base64'], data: 'QQ==\r\nQkM=' },
+      { headers: [CD('name="b"; filename="b"'), 'Content-Transfer-Encoding: base64'], data: 'aGk=' },
+    ]),
+    parts: [
+      { name: 'a', filename: 'a', data: 'A' },
+      { name: 'b', filename: 'b', data: 'hi' },
+    ],
+  },
+  {
     what: 'quoted-printable: =XY (either case), soft breaks (CRLF and bare LF), trailing whitespace dropped, a stray = kept',
     body: buildBody(B, [
       {
