@@ -53,12 +53,12 @@ export async function handleGetFile(ctx: RequestContext): Promise<void> {
     res.end();
     return;
   }
+  const range = requestedRange(req, record.size, validators);
+  // Before the file's own headers: a 416's JSON body must not go out named as the file.
+  if (range.kind === 'unsatisfiable') throw new RangeNotSatisfiableError(record.size);
   res.setHeader('content-disposition', formatContentDisposition(INLINE_TYPES.has(baseType) ? 'inline' : 'attachment', record.filename));
   // RFC 9530 3: the digest of the whole file, whatever range this answer carries.
   res.setHeader('repr-digest', formatSha256Digest(record.sha256));
-
-  const range = requestedRange(req, record.size, validators);
-  if (range.kind === 'unsatisfiable') throw new RangeNotSatisfiableError(record.size);
   const body =
     range.kind === 'none'
       ? await wholeFile(ctx, record, contentType)

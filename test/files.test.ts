@@ -208,6 +208,9 @@ describe('GET /files/:id: Range (RFC 9110 14)', () => {
     test(`${range} → 416 with Content-Range: bytes */1000 and a JSON error`, async () => {
       const res = await get(bin.id, { range });
       assertError(res, 416, 'RANGE_NOT_SATISFIABLE');
+      // The JSON error is not the file: no name to save it under, no digest of the file.
+      assert.equal(res.headers['content-disposition'], undefined);
+      assert.equal(res.headers['repr-digest'], undefined);
       assert.equal(res.headers['content-range'], 'bytes */1000');
     });
   }
