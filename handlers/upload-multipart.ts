@@ -31,7 +31,7 @@ const CHARSET_FIELD = '_charset_';
 /**
  * Receives a multipart/form-data body: each file part streams into its own writer (with
  * backpressure: a slow disk stops the parser, which stops reading the socket), fields are
- * collected as UTF-8. Files become visible only after the close delimiter, all together; on any
+ * collected and decoded at the end (see decodeFields). Files become visible only after the close delimiter, all together; on any
  * failure every writer of the request is aborted, so nothing of it stays behind.
  */
 export async function receiveMultipart(ctx: RequestContext, boundary: string): Promise<UploadResult> {

@@ -1,4 +1,5 @@
 import { dispositionFilename, formatContentDisposition, lastPathSegment, parseContentDisposition } from '../multipart/content-disposition.js';
+import { decodeHeaderBytes } from '../multipart/header-params.js';
 
 /**
  * The name to store a fetched file under: the origin's Content-Disposition filename, else the
@@ -40,15 +41,11 @@ export function relayableDisposition(header: string): string | null {
 
 /**
  * A header value as Node hands it over (one char per byte, Latin-1) read the way browsers read
- * a raw filename: as UTF-8 when the bytes are valid UTF-8, else as Latin-1.
+ * a raw filename, and the way part headers are read (`decodeHeaderBytes`): as UTF-8 when the
+ * bytes are valid UTF-8, else as windows-1252.
  */
-export function headerText(value: string): string {
-  if (/^[\x00-\x7f]*$/.test(value)) return value;
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(value, 'latin1'));
-  } catch {
-    return value;
-  }
+function headerText(value: string): string {
+  return /^[\x00-\x7f]*$/.test(value) ? value : decodeHeaderBytes(Buffer.from(value, 'latin1'));
 }
 
 /** `data.csv` from `https://host/exports/data.csv?x=1`, percent-decoded; null for `/`. */

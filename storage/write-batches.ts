@@ -1,9 +1,9 @@
 import { DIRECT_IO_ALIGNMENT, type AlignedMemoryPool } from './aligned-memory.js';
 
 /**
- * How a file writer turns incoming chunks into write calls of about `batchBytes` each. The
- * writer has at most one batch in flight and gathers the next meanwhile; it takes a batch only
- * once the one before it has been written.
+ * How a file writer turns incoming chunks into write calls of a batch each. The writer has at
+ * most one batch in flight and gathers the next meanwhile; it takes a batch only once the one
+ * before it has been written.
  */
 export interface WriteBatches {
   /** Takes `chunk`'s bytes from `from` on; returns where it stopped (`chunk.length` unless a batch filled up). */
@@ -69,8 +69,8 @@ export class AlignedBatches implements WriteBatches {
   constructor(pool: AlignedMemoryPool) {
     this.#pool = pool;
     const memory = pool.take();
+    // The pool's buffers are whole WebAssembly pages (64 KiB): each half starts 4 KiB-aligned.
     const half = memory.length / 2;
-    if (half % DIRECT_IO_ALIGNMENT !== 0) throw new RangeError('each half of a direct-write buffer must be a multiple of the alignment');
     this.#memory = memory;
     this.#halves = [memory.subarray(0, half), memory.subarray(half)];
   }
