@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
-import { afterEach, beforeEach, describe, test } from 'node:test';
+import { afterEach, beforeEach, describe, test, type TestContext } from 'node:test';
 import { LocalStore } from '../storage/local-store.js';
 
 import { mountOrSkip, unmount } from './helpers/mount.js';
@@ -176,59 +176,51 @@ for (const directIo of [true, false]) describe(`LocalStore writer, ${directIo ? 
   });
 });
 
-describe('LocalStore on a file system that refuses O_DIRECT (ramfs)', () => {
+describe('LocalStore on scratch file systems (root only: mounted by the test)', () => {
   let mountPoint = '';
   afterEach(() => {
     if (mountPoint !== '') unmount(mountPoint);
     mountPoint = '';
   });
 
-  test('falls back to page-cache writes and stores the bytes', async (t) => {
+  /** A fresh `type` file system under a new temp dir; null (and the test skipped) where mounting is not allowed. */
+  function scratch(t: TestContext, type: string, options: readonly string[] = []): string | null {
     dir = mkdtempSync(join(tmpdir(), 'sluice-local-store-'));
-    mountPoint = join(dir, 'ramfs');
-    mkdirSync(mountPoint);
-    if (!mountOrSkip(t, 'ramfs', mountPoint)) {
-      mountPoint = '';
-      return;
-    }
-    store = new LocalStore(mountPoint, { fsync: true, directIo: true });
+    const point = join(dir, type);
+    mkdirSync(point);
+    if (!mountOrSkip(t, type, point, options)) return null;
+    mountPoint = point;
+    return point;
+  }
+
+  test('ramfs refuses O_DIRECT: the store falls back to page-cache writes and stores the bytes', async (t) => {
+    const root = scratch(t, 'ramfs');
+    if (root === null) return;
+    store = new LocalStore(root, { fsync: true, directIo: true });
     await store.open();
     assert.equal(store.writesDirect, false);
     // The refused probe left nothing behind.
-    assert.deepEqual(readdirSync(mountPoint), []);
+    assert.deepEqual(readdirSync(root), []);
     const data = randomBytes(2 * 1024 * 1024 + 17);
     const writer = store.createWriter(meta);
     await pipeline(Readable.from(unevenChunks(data)), writer);
     const record = await writer.commit();
-    assert.ok(readFileSync(join(mountPoint, record.id)).equals(data));
-  });
-});
-
-describe('LocalStore on a full file system (tmpfs)', () => {
-  let mountPoint = '';
-  afterEach(() => {
-    if (mountPoint !== '') unmount(mountPoint);
-    mountPoint = '';
+    assert.ok(readFileSync(join(root, record.id)).equals(data));
   });
 
-  test('opens (the O_DIRECT probe failing with ENOSPC does not stop start-up), and an upload fails cleanly', async (t) => {
-    dir = mkdtempSync(join(tmpdir(), 'sluice-local-store-'));
-    mountPoint = join(dir, 'tmpfs');
-    mkdirSync(mountPoint);
-    if (!mountOrSkip(t, 'tmpfs', mountPoint, ['-o', 'size=1m'])) {
-      mountPoint = '';
-      return;
-    }
+  test('a full tmpfs: the store opens (the O_DIRECT probe failing with ENOSPC does not stop start-up), and an upload fails cleanly', async (t) => {
+    const root = scratch(t, 'tmpfs', ['-o', 'size=1m']);
+    if (root === null) return;
     // Fill it to the last block.
-    const filler = join(mountPoint, 'filler');
+    const filler = join(root, 'filler');
     assert.throws(() => {
       for (;;) appendFileSync(filler, Buffer.alloc(64 * 1024));
     }, (err: NodeJS.ErrnoException) => err.code === 'ENOSPC');
-    store = new LocalStore(mountPoint, { fsync: true, directIo: true });
+    store = new LocalStore(root, { fsync: true, directIo: true });
     await store.open();
     const writer = store.createWriter(meta);
     await assert.rejects(pipeline(Readable.from([randomBytes(1024 * 1024)]), writer), (err: NodeJS.ErrnoException) => err.code === 'ENOSPC');
     await writer.abort();
-    assert.deepEqual(readdirSync(mountPoint), ['filler']);
+    assert.deepEqual(readdirSync(root), ['filler']);
   });
 });
