@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { RequestContext } from '../lib/context.js';
 import { BadGatewayError, LimitExceededError, MalformedRequestError, UnsupportedMediaTypeError } from '../lib/errors.js';
+import { headerValue } from '../lib/header-value.js';
 import { requestBody } from '../lib/request-body.js';
 import { sendJson } from '../lib/respond.js';
 import { connectionTokens, isHopByHop } from '../net/hop-by-hop.js';
@@ -9,6 +10,7 @@ import { cleanFilename, filenameFromDisposition, filenameFromUrl, relayableDispo
 import { openUpstream, type UpstreamOptions, type UpstreamResponse } from '../net/upstream.js';
 import { declaredLength } from '../net/upstream-body.js';
 import { formatContentDisposition } from '../multipart/content-disposition.js';
+import { mediaTypeEssence } from '../multipart/content-type.js';
 import { saveStream } from '../storage/save-stream.js';
 
 /** Written to send the status and headers before the first body byte (see handleFetch). */
@@ -83,8 +85,8 @@ export async function handleFetchToStore(ctx: RequestContext): Promise<void> {
   }
   const meta = {
     field: null,
-    filename: request.filename ?? filenameFromDisposition(single(upstream.headers['content-disposition'])) ?? filenameFromUrl(upstream.url),
-    contentType: storedContentType(upstream.headers['content-type'], single(upstream.headers['content-encoding'])),
+    filename: request.filename ?? filenameFromDisposition(headerValue(upstream.headers['content-disposition'])) ?? filenameFromUrl(upstream.url),
+    contentType: storedContentType(upstream.headers['content-type'], headerValue(upstream.headers['content-encoding'])),
   };
   // saveStream removes the file when the body breaks (UpstreamBody errors on any short body).
   const record = await saveStream(ctx.store, upstream.body, meta, { maxBytes: ctx.config.maxFileBytes, signal: ctx.signal });
@@ -146,7 +148,7 @@ function relayedHeaders(upstream: UpstreamResponse): Array<[string, string]> {
   const relayed: Array<[string, string]> = [];
   for (const name of RELAYED_RESPONSE_HEADERS) {
     if (isHopByHop(name, tokens)) continue;
-    const raw = single(upstream.headers[name]);
+    const raw = headerValue(upstream.headers[name]);
     const value = name === 'content-disposition' && raw !== undefined ? (relayableDisposition(raw) ?? undefined) : raw;
     if (value === undefined) continue;
     // A length only when it frames the body (never beside Transfer-Encoding, RFC 9112 6.3; for
@@ -155,10 +157,6 @@ function relayedHeaders(upstream: UpstreamResponse): Array<[string, string]> {
     relayed.push([name, value]);
   }
   return relayed;
-}
-
-function single(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(', ') : value;
 }
 
 /** Refuses before reading a byte when the origin already says the file will not fit. */
@@ -196,7 +194,7 @@ function parseFetchRequest(body: unknown): FetchRequest {
 
 /** RFC 8259 / RFC 6839 3.1: `application/json` or any `+json` type, parameters aside. */
 function isJsonMediaType(header: string | undefined): boolean {
-  const type = (header ?? '').split(';', 1)[0]?.trim().toLowerCase() ?? '';
+  const type = mediaTypeEssence(header ?? '');
   return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
 }
 

@@ -6,6 +6,7 @@ import type { RequestContext } from '../lib/context.js';
 import { NotFoundError, PreconditionFailedError, RangeNotSatisfiableError } from '../lib/errors.js';
 import { sendJson } from '../lib/respond.js';
 import { formatContentDisposition } from '../multipart/content-disposition.js';
+import { mediaTypeEssence } from '../multipart/content-type.js';
 import { formatSha256Digest } from './content-digest.js';
 import type { ByteRange, FileRecord } from '../storage/store.js';
 import { evaluatePreconditions, ifRangeHolds, type Validators } from './http-conditional.js';
@@ -38,7 +39,7 @@ export async function handleGetFile(ctx: RequestContext): Promise<void> {
   const record = await recordOr404(ctx);
   const validators = validatorsOf(record);
   const contentType = SANE_MEDIA_TYPE.test(record.contentType) ? record.contentType : 'application/octet-stream';
-  const baseType = (contentType.split(';')[0] as string).trim().toLowerCase();
+  const baseType = mediaTypeEssence(contentType);
 
   res.setHeader('etag', validators.etag);
   res.setHeader('last-modified', new Date(validators.lastModified).toUTCString());

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { headerValue } from '../lib/header-value.js';
 
 /**
  * Conditional requests (RFC 9110 13) against a stored file's validators: its ETag (the sha256,
@@ -54,10 +55,6 @@ function listMatches(header: string, current: EntityTag, match: (a: EntityTag, b
   return list === '*' || list.some((tag) => match(tag, current));
 }
 
-function single(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(', ') : value;
-}
-
 /**
  * RFC 9110 13.2.2, in its order: If-Match (strong), else If-Unmodified-Since, → 412; then
  * If-None-Match (weak) → 304 for GET/HEAD, 412 otherwise; else If-Modified-Since (GET/HEAD only)
@@ -66,18 +63,18 @@ function single(value: string | string[] | undefined): string | undefined {
 export function evaluatePreconditions(headers: IncomingHttpHeaders, method: string, validators: Validators): Precondition {
   const current = parseEntityTag(validators.etag) as EntityTag;
   const safe = method === 'GET' || method === 'HEAD';
-  const ifMatch = single(headers['if-match']);
+  const ifMatch = headerValue(headers['if-match']);
   if (ifMatch !== undefined) {
     if (!listMatches(ifMatch, current, strongMatch)) return 'failed';
   } else {
-    const since = parseHttpDate(single(headers['if-unmodified-since']));
+    const since = parseHttpDate(headerValue(headers['if-unmodified-since']));
     if (since !== null && validators.lastModified > since) return 'failed';
   }
-  const ifNoneMatch = single(headers['if-none-match']);
+  const ifNoneMatch = headerValue(headers['if-none-match']);
   if (ifNoneMatch !== undefined) {
     if (listMatches(ifNoneMatch, current, weakMatch)) return safe ? 'not-modified' : 'failed';
   } else if (safe) {
-    const since = parseHttpDate(single(headers['if-modified-since']));
+    const since = parseHttpDate(headerValue(headers['if-modified-since']));
     if (since !== null && validators.lastModified <= since) return 'not-modified';
   }
   return 'proceed';

@@ -11,7 +11,7 @@ import { parseParameterized } from './header-params.js';
 const BOUNDARY = /^[\x20-\x7e]{0,69}[\x21-\x7e]$/;
 
 /** The media type alone (RFC 9110 8.3.1: before any `;`, case-insensitive), whatever the parameters look like. */
-function essence(header: string): string {
+export function mediaTypeEssence(header: string): string {
   const semi = header.indexOf(';');
   return (semi === -1 ? header : header.slice(0, semi)).trim().toLowerCase();
 }
@@ -22,7 +22,7 @@ function essence(header: string): string {
  * of being stored whole as a raw upload.
  */
 export function isMultipartFormData(header: string | undefined): boolean {
-  return header !== undefined && essence(header) === 'multipart/form-data';
+  return header !== undefined && mediaTypeEssence(header) === 'multipart/form-data';
 }
 
 /**
