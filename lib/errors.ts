@@ -148,3 +148,24 @@ export class ClientAbortedError extends SluiceError {
     super('CLIENT_ABORTED', message, 499);
   }
 }
+
+/**
+ * 409: a resumable append's `Upload-Offset` is not the upload's offset (tus core, IETF draft
+ * "offset retrieval"). Nothing was written; `offset` is the true one, for the answer's headers.
+ */
+export class OffsetMismatchError extends SluiceError {
+  readonly offset: number;
+  readonly provided: number;
+  constructor(offset: number, provided: number) {
+    super('OFFSET_MISMATCH', `Upload-Offset ${provided} is not the upload's offset ${offset}`, 409);
+    this.offset = offset;
+    this.provided = provided;
+  }
+}
+
+/** 460 (tus checksum extension): the body's digest is not the `Upload-Checksum` sent; its bytes were discarded. */
+export class ChecksumMismatchError extends SluiceError {
+  constructor(message = 'The body does not match its Upload-Checksum; its bytes were discarded') {
+    super('CHECKSUM_MISMATCH', message, 460);
+  }
+}
