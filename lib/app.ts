@@ -19,6 +19,8 @@ import type { Metrics } from './metrics.js';
 import { sendError, toSluiceError } from './respond.js';
 import type { Store } from '../storage/store.js';
 import { routeRequest, type Route } from './routes.js';
+import { checkDeclaredUpload, fileLimit } from '../handlers/upload-limits.js';
+import { isMultipartFormData } from '../multipart/content-type.js';
 
 export interface AppDeps {
   readonly config: Config;
@@ -183,7 +185,7 @@ export function createApp(deps: AppDeps): App {
         // Take the slot before the await below, or concurrent requests could all pass the check.
         uploadsInFlight += 1;
         holdsSlot = true;
-        await checkDeclaredLength(req, match.route, deps);
+        await checkDeclaredLength(req, match.route, deps, fileLimit({ config }));
         // Counted as an upload (in flight, then stored or aborted) only once it may send its body.
         isUpload = true;
         metrics.uploadStarted();
@@ -356,23 +358,15 @@ function hasUnreadBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-async function checkDeclaredLength(req: IncomingMessage, route: Route, deps: AppDeps): Promise<void> {
+async function checkDeclaredLength(req: IncomingMessage, route: Route, deps: AppDeps, maxFileBytes: number): Promise<void> {
   const header = req.headers['content-length'];
   if (header === undefined || !route.storesBody) return;
   const declared = Number(header);
   if (!Number.isSafeInteger(declared)) return; // Node's parser has already rejected nonsense
   const { minFreeBytes } = deps.config;
-  // A raw body is one file; a multipart body may carry several (MAX_REQUEST_BYTES, which
-  // defaults to MAX_FILE_BYTES, so an oversized upload is refused before it is sent).
-  const multipart = /^\s*multipart\//i.test(req.headers['content-type'] ?? '');
-  const maxRequestBytes = multipart ? deps.config.maxRequestBytes : deps.config.maxFileBytes;
-  if (declared > maxRequestBytes) {
-    throw new LimitExceededError(
-      multipart ? 'REQUEST_TOO_LARGE' : 'FILE_TOO_LARGE',
-      `The body (${declared} bytes) is over ${multipart ? 'MAX_REQUEST_BYTES' : 'MAX_FILE_BYTES'} (${maxRequestBytes} bytes)`,
-      maxRequestBytes,
-    );
-  }
+  // A raw body is one file; a multipart body may carry several, and is refused only when no
+  // acceptable body could be as long (handlers/upload-limits.ts).
+  checkDeclaredUpload(declared, isMultipartFormData(req.headers['content-type']), deps.config, maxFileBytes);
   const free = await deps.store.freeBytes();
   if (free !== null && declared > free - minFreeBytes) {
     throw new LimitExceededError(

@@ -7,7 +7,7 @@ export interface Config {
   readonly dataDir: string;
   /** Largest single file, in bytes; Infinity = no limit besides the disk. */
   readonly maxFileBytes: number;
-  /** Largest declared body of a multipart upload; Infinity = no limit. Defaults to maxFileBytes. */
+  /** Largest body of an upload request, declared or streamed; Infinity (the default) = no limit of its own. */
   readonly maxRequestBytes: number;
   readonly maxFiles: number;
   readonly maxFields: number;
@@ -77,7 +77,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'HOST', kind: 'string', fallback: '127.0.0.1', help: 'address to listen on (0.0.0.0 for all)' },
   { env: 'DATA_DIR', kind: 'string', fallback: './data', help: 'directory for stored files (created if missing)' },
   { env: 'MAX_FILE_BYTES', kind: 'size-or-unlimited', fallback: 'unlimited', help: 'largest file accepted' },
-  { env: 'MAX_REQUEST_BYTES', kind: 'size-or-unlimited', fallback: '', help: 'largest declared multipart body (default: MAX_FILE_BYTES)' },
+  { env: 'MAX_REQUEST_BYTES', kind: 'size-or-unlimited', fallback: 'unlimited', help: 'largest upload request body, all files and fields together' },
   { env: 'MAX_FILES', kind: 'count', fallback: '100', help: 'files per request' },
   { env: 'MAX_FIELDS', kind: 'count', fallback: '1000', help: 'non-file fields per request' },
   { env: 'MAX_FIELD_BYTES', kind: 'size', fallback: '1MiB', help: 'bytes of one field value' },
@@ -164,7 +164,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
     host: parse('HOST', nonEmpty),
     dataDir: parse('DATA_DIR', nonEmpty),
     maxFileBytes: parse('MAX_FILE_BYTES', sizeOrUnlimited),
-    maxRequestBytes: get('MAX_REQUEST_BYTES') === '' ? parse('MAX_FILE_BYTES', sizeOrUnlimited) : parse('MAX_REQUEST_BYTES', sizeOrUnlimited),
+    maxRequestBytes: parse('MAX_REQUEST_BYTES', sizeOrUnlimited),
     maxFiles: parse('MAX_FILES', count),
     maxFields: parse('MAX_FIELDS', count),
     maxFieldBytes: parse('MAX_FIELD_BYTES', size),
