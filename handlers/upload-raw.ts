@@ -7,11 +7,12 @@ import { parseContentDigest } from './content-digest.js';
 import type { UploadResult } from './upload.js';
 
 /**
- * Any body that is not multipart/form-data is one file. Its name comes from `?filename=`, else
- * from a `Content-Disposition` request header, else none. With `Content-Digest: sha-256=:...:`
+ * Any body that is not multipart/form-data is one file. Its name is `filename` when given (the
+ * path of `PUT /upload/<name>`), else from `?filename=`, else from a `Content-Disposition`
+ * request header, else none. With `Content-Digest: sha-256=:...:`
  * or `Repr-Digest` (RFC 9530) the stored bytes are checked before the file becomes visible.
  */
-export async function receiveRaw(ctx: RequestContext): Promise<UploadResult> {
+export async function receiveRaw(ctx: RequestContext, filename?: string | null): Promise<UploadResult> {
   const { req, url, store } = ctx;
   // A stored body is never re-coded: its content and its representation are the same bytes,
   // so Content-Digest and Repr-Digest (RFC 9530 2, 3) both check them.
@@ -19,7 +20,7 @@ export async function receiveRaw(ctx: RequestContext): Promise<UploadResult> {
   const record = await saveStream(
     store,
     uploadBody(ctx),
-    { field: null, filename: rawFilename(url, req.headers['content-disposition']), contentType: req.headers['content-type'] ?? 'application/octet-stream' },
+    { field: null, filename: filename === undefined ? rawFilename(url, req.headers['content-disposition']) : filename, contentType: req.headers['content-type'] ?? 'application/octet-stream' },
     {
       maxBytes: fileLimit(ctx),
       signal: ctx.signal,

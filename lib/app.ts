@@ -366,7 +366,8 @@ async function checkDeclaredLength(req: IncomingMessage, route: Route, deps: App
   const { minFreeBytes } = deps.config;
   // A raw body is one file; a multipart body may carry several, and is refused only when no
   // acceptable body could be as long (handlers/upload-limits.ts).
-  checkDeclaredUpload(declared, isMultipartFormData(req.headers['content-type']), deps.config, maxFileBytes);
+  const multipart = route.bodyIsOneFile !== true && isMultipartFormData(req.headers['content-type']);
+  checkDeclaredUpload(declared, multipart, deps.config, maxFileBytes);
   const free = await deps.store.freeBytes();
   if (free !== null && declared > free - minFreeBytes) {
     throw new LimitExceededError(

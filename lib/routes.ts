@@ -1,7 +1,7 @@
 import type { Handler } from './context.js';
 import { handleHealth } from '../handlers/health.js';
 import { handleMetrics } from '../handlers/metrics.js';
-import { handleUpload } from '../handlers/upload.js';
+import { handleNamedUpload, handleUpload } from '../handlers/upload.js';
 import { handleDeleteFile, handleGetFile, handleListFiles } from '../handlers/files.js';
 import { handleFetch, handleFetchToStore } from '../handlers/fetch.js';
 import { handleProxy } from '../handlers/proxy.js';
@@ -14,6 +14,8 @@ export interface Route {
   readonly upload: boolean;
   /** Its body is checked against MAX_FILE_BYTES and free space before it is read. */
   readonly storesBody: boolean;
+  /** Its body is one file whatever its Content-Type (`PUT /upload/<name>`): never held to the multipart bound. */
+  readonly bodyIsOneFile?: boolean;
 }
 
 interface RouteEntry extends Route {
@@ -30,6 +32,7 @@ const ROUTES: readonly RouteEntry[] = [
   { name: 'healthz', ...plain, auth: false, match: (p) => p === '/healthz', methods: { GET: handleHealth, HEAD: handleHealth } },
   { name: 'metrics', ...plain, match: (p) => p === '/metrics', methods: { GET: handleMetrics } },
   { name: 'upload', ...plain, upload: true, storesBody: true, match: (p) => p === '/upload', methods: { POST: handleUpload, PUT: handleUpload } },
+  { name: 'upload', ...plain, upload: true, storesBody: true, bodyIsOneFile: true, match: (p) => p.startsWith('/upload/'), methods: { PUT: handleNamedUpload } },
   { name: 'files', ...plain, match: (p) => p === '/files' || p === '/files/', methods: { GET: handleListFiles, HEAD: handleListFiles } },
   {
     name: 'file',
