@@ -5,7 +5,7 @@
  */
 import { ConfigError, describeConfig, helpText, loadConfig, type Config } from './lib/config.js';
 import { createApp } from './lib/app.js';
-import { createLogger } from './lib/log.js';
+import { createLogger, resolveLogFormat } from './lib/log.js';
 import { createMetrics } from './lib/prometheus.js';
 import { createStore } from './storage/create-store.js';
 import { LocalStore } from './storage/local-store.js';
@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     throw err;
   }
 
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, undefined, resolveLogFormat(config.logFormat, process.stdout.isTTY === true));
   const store = await createStore(config);
   await store.open();
   if (config.directIo && store instanceof LocalStore && !store.writesDirect) {

@@ -26,6 +26,8 @@ export interface Config {
   readonly headersTimeoutMs: number;
   readonly shutdownGraceMs: number;
   readonly logLevel: LogLevel;
+  /** `auto`: text lines when stdout is a terminal, JSON otherwise (lib/log.ts). */
+  readonly logFormat: 'auto' | 'json' | 'text';
   readonly fetchTimeoutMs: number;
   /** `host` or `host:port` entries (lower-case) exempt from the SSRF guard. */
   readonly fetchAllow: readonly string[];
@@ -92,6 +94,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'HEADERS_TIMEOUT_MS', kind: 'ms', fallback: '10000', help: 'time allowed to send the request headers' },
   { env: 'SHUTDOWN_GRACE_MS', kind: 'ms', fallback: '30000', help: 'on SIGTERM, time in-flight transfers get to finish' },
   { env: 'LOG_LEVEL', kind: 'enum', fallback: 'info', help: 'log level', choices: ['debug', 'info', 'warn', 'error', 'silent'] },
+  { env: 'LOG_FORMAT', kind: 'enum', fallback: 'auto', help: 'log lines: json, text (short lines for a person), auto (text on a terminal, else json)', choices: ['auto', 'json', 'text'] },
   { env: 'FETCH_TIMEOUT_MS', kind: 'ms', fallback: '30000', help: 'wait this long for an origin to answer /fetch, or for its next bytes (504)' },
   { env: 'FETCH_ALLOW', kind: 'list', fallback: '', help: 'comma-separated host or host:port exempt from the SSRF guard' },
   { env: 'PROXY_TARGET', kind: 'url', fallback: '', help: 'destination URL of POST /proxy (unset: 503)' },
@@ -179,6 +182,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
     headersTimeoutMs: parse('HEADERS_TIMEOUT_MS', positiveMs),
     shutdownGraceMs: parse('SHUTDOWN_GRACE_MS', ms),
     logLevel: parse('LOG_LEVEL', choice) as LogLevel,
+    logFormat: parse('LOG_FORMAT', choice) as 'auto' | 'json' | 'text',
     fetchTimeoutMs: parse('FETCH_TIMEOUT_MS', positiveMs),
     fetchAllow: parse('FETCH_ALLOW', list),
     proxyTarget: parse('PROXY_TARGET', httpUrl),
