@@ -62,9 +62,9 @@ export function limitName(config: Config, maxFileBytes: number): string {
   return maxFileBytes < config.maxFileBytes ? "the signed link's maxBytes" : 'MAX_FILE_BYTES';
 }
 
-/** The largest file this upload may store. */
-export function fileLimit(ctx: Pick<RequestContext, 'config'>): number {
-  return ctx.config.maxFileBytes;
+/** The largest file this upload may store: MAX_FILE_BYTES, or less when a signed link grants less. */
+export function fileLimit(ctx: Pick<RequestContext, 'config' | 'grant'>): number {
+  return Math.min(ctx.config.maxFileBytes, ctx.grant?.maxBytes ?? Infinity);
 }
 
 /**

@@ -21,6 +21,7 @@ import type { Store } from '../storage/store.js';
 import { routeRequest, type Route } from './routes.js';
 import { checkDeclaredUpload, fileLimit } from '../handlers/upload-limits.js';
 import { isMultipartFormData } from '../multipart/content-type.js';
+import { hasLink, linkKey, verifyLink, type LinkGrant } from './signed-links.js';
 
 export interface AppDeps {
   readonly config: Config;
@@ -176,7 +177,13 @@ export function createApp(deps: AppDeps): App {
       route = match.route;
       if (match.kind === 'not-found') throw new NotFoundError(`No route for ${url.pathname}`);
       if (match.kind === 'method') throw new MethodNotAllowedError(match.allowed);
-      if (match.route.auth && !authorized(req, config.authToken)) throw new UnauthorizedError();
+      // The bearer token, else a signed link for exactly this request (403 LINK_* if it is bad).
+      let grant: LinkGrant | null = null;
+      if (match.route.auth && !authorized(req, config.authToken)) {
+        const key = linkKey(config);
+        if (key === null || !hasLink(url.searchParams)) throw new UnauthorizedError();
+        grant = verifyLink(key, req.method ?? 'GET', url.pathname, url.searchParams);
+      }
       if (match.route.upload) {
         if (shuttingDown) throw new ServiceUnavailableError('SHUTTING_DOWN', 'The server is shutting down', 5);
         if (uploadsInFlight >= config.maxConcurrentUploads) {
@@ -185,13 +192,13 @@ export function createApp(deps: AppDeps): App {
         // Take the slot before the await below, or concurrent requests could all pass the check.
         uploadsInFlight += 1;
         holdsSlot = true;
-        await checkDeclaredLength(req, match.route, deps, fileLimit({ config }));
+        await checkDeclaredLength(req, match.route, deps, fileLimit({ config, grant }));
         // Counted as an upload (in flight, then stored or aborted) only once it may send its body.
         isUpload = true;
         metrics.uploadStarted();
       }
       if (expectsContinue) res.writeContinue();
-      const ctx: RequestContext = { req, res, url, config, store: deps.store, signal: controller.signal, requestId, log, metrics };
+      const ctx: RequestContext = { req, res, url, config, store: deps.store, signal: controller.signal, requestId, log, metrics, grant };
       const work = match.handler(ctx);
       handlerSettled = work.catch(() => {});
       await abortable(work, controller.signal);

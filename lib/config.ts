@@ -22,6 +22,10 @@ export interface Config {
   readonly directIo: boolean;
   readonly maxConcurrentUploads: number;
   readonly authToken: string | null;
+  /** Key material for signed links; null: derived from authToken (lib/signed-links.ts). */
+  readonly linkSecret: string | null;
+  /** The base of the URLs `POST /links` hands out; null: the request's Host. */
+  readonly publicUrl: URL | null;
   readonly idleTimeoutMs: number;
   readonly headersTimeoutMs: number;
   readonly shutdownGraceMs: number;
@@ -90,6 +94,8 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'DIRECT_IO', kind: 'bool', fallback: 'true', help: 'write files with O_DIRECT, around the page cache, where the file system takes it' },
   { env: 'MAX_CONCURRENT_UPLOADS', kind: 'count', fallback: '64', help: 'uploads in flight before 503' },
   { env: 'AUTH_TOKEN', kind: 'string', fallback: '', help: 'bearer token required on every route but /healthz', secret: true },
+  { env: 'LINK_SECRET', kind: 'string', fallback: '', help: 'key for signed links (POST /links); unset: derived from AUTH_TOKEN; changing it revokes every link', secret: true },
+  { env: 'PUBLIC_URL', kind: 'url', fallback: '', help: "base URL of the links POST /links hands out (unset: the request's Host)" },
   { env: 'IDLE_TIMEOUT_MS', kind: 'ms', fallback: '60000', help: 'abort a request body idle this long (408)' },
   { env: 'HEADERS_TIMEOUT_MS', kind: 'ms', fallback: '10000', help: 'time allowed to send the request headers' },
   { env: 'SHUTDOWN_GRACE_MS', kind: 'ms', fallback: '30000', help: 'on SIGTERM, time in-flight transfers get to finish' },
@@ -178,6 +184,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
     directIo: parse('DIRECT_IO', bool),
     maxConcurrentUploads: parse('MAX_CONCURRENT_UPLOADS', positiveCount),
     authToken: get('AUTH_TOKEN') === '' ? null : get('AUTH_TOKEN'),
+    linkSecret: get('LINK_SECRET') === '' ? null : get('LINK_SECRET'),
+    publicUrl: parse('PUBLIC_URL', baseUrl),
     idleTimeoutMs: parse('IDLE_TIMEOUT_MS', ms),
     headersTimeoutMs: parse('HEADERS_TIMEOUT_MS', positiveMs),
     shutdownGraceMs: parse('SHUTDOWN_GRACE_MS', ms),
@@ -214,6 +222,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
     maxFileBytes: Number.isFinite(config.maxFileBytes) ? config.maxFileBytes : 'unlimited',
     maxRequestBytes: Number.isFinite(config.maxRequestBytes) ? config.maxRequestBytes : 'unlimited',
     authToken: config.authToken === null ? null : '<redacted>',
+    linkSecret: config.linkSecret === null ? null : '<redacted>',
+    publicUrl: config.publicUrl?.href ?? null,
     proxyTarget: config.proxyTarget?.href ?? null,
     s3: { ...config.s3, secretKey: config.s3.secretKey === null ? null : '<redacted>' },
   };
@@ -274,6 +284,14 @@ function list(text: string): string[] {
     .split(',')
     .map((x) => x.trim().toLowerCase())
     .filter((x) => x !== '');
+}
+/** An http(s) URL that a path can be appended to: no query, no fragment. */
+function baseUrl(text: string, s: Setting): URL | null {
+  const url = httpUrl(text, s);
+  if (url !== null && (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '')) {
+    fail(s, text, 'an http:// or https:// URL without query, fragment or credentials');
+  }
+  return url;
 }
 function httpUrl(text: string, s: Setting): URL | null {
   if (text === '') return null;

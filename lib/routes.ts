@@ -5,6 +5,7 @@ import { handleNamedUpload, handleUpload } from '../handlers/upload.js';
 import { handleDeleteFile, handleGetFile, handleListFiles } from '../handlers/files.js';
 import { handleFetch, handleFetchToStore } from '../handlers/fetch.js';
 import { handleProxy } from '../handlers/proxy.js';
+import { handleCreateLink } from '../handlers/links.js';
 
 export interface Route {
   /** Low-cardinality name for logs and metrics (`files`, not `/files/abc...`). */
@@ -42,6 +43,7 @@ const ROUTES: readonly RouteEntry[] = [
   },
   { name: 'fetch', ...plain, uploadMethods: ['POST'], match: (p) => p === '/fetch', methods: { GET: handleFetch, HEAD: handleFetch, POST: handleFetchToStore } },
   { name: 'proxy', ...plain, upload: true, match: (p) => p === '/proxy', methods: { POST: handleProxy } },
+  { name: 'links', ...plain, match: (p) => p === '/links', methods: { POST: handleCreateLink } },
 ];
 
 export type RouteMatch =
