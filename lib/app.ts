@@ -1,5 +1,6 @@
 import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Config } from './config.js';
 import type { RequestContext } from './context.js';
@@ -22,16 +23,22 @@ import { routeRequest, type Route } from './routes.js';
 import { checkDeclaredUpload, fileLimit } from '../handlers/upload-limits.js';
 import { isMultipartFormData } from '../multipart/content-type.js';
 import { hasLink, linkKey, verifyLink, type LinkGrant } from './signed-links.js';
+import type { TlsPair } from './tls.js';
 
 export interface AppDeps {
   readonly config: Config;
   readonly store: Store;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** With a pair, the server speaks HTTPS (HTTP/1.1 only) on its port; null or absent: plain HTTP. */
+  readonly tls?: TlsPair | null;
 }
 
 export interface App {
+  /** An `https.Server` under TLS: the same HTTP server with TLS in front of each connection. */
   readonly server: Server;
+  /** New connections use `pair` from now on; connections already open keep theirs. */
+  setTlsPair(pair: TlsPair): void;
   /**
    * Stops accepting, lets in-flight requests finish for up to `graceMs`, then aborts the rest
    * (their files are removed by their handlers) and resolves once every request has ended.
@@ -76,21 +83,35 @@ export function createApp(deps: AppDeps): App {
   let uploadsInFlight = 0;
   let shuttingDown = false;
 
-  const server = createServer(
-    {
-      // The absolute request timeout (300 s by default) would cut any long upload; the idle
-      // timeout below (server.timeout) is what stops stalled clients instead.
-      requestTimeout: 0,
-      headersTimeout: config.headersTimeoutMs,
-      // An idle keep-alive connection is kept this long. Behind a load balancer it must outlast
-      // the balancer's own idle timeout (AWS ALB: 60 s), or the balancer reuses a connection we
-      // are closing and its client gets a 502. nginx keeps 75 s; Node's 5 s is too short for that.
-      keepAliveTimeout: KEEP_ALIVE_MS,
-      // Check headersTimeout every second, not every 30 s, so slow-header clients are cut on time.
-      connectionsCheckingInterval: 1_000,
-    },
-    (req, res) => void handle(req, res, false),
-  );
+  const httpOptions: ServerOptions = {
+    // The absolute request timeout (300 s by default) would cut any long upload; the idle
+    // timeout below (server.timeout) is what stops stalled clients instead.
+    requestTimeout: 0,
+    headersTimeout: config.headersTimeoutMs,
+    // An idle keep-alive connection is kept this long. Behind a load balancer it must outlast
+    // the balancer's own idle timeout (AWS ALB: 60 s), or the balancer reuses a connection we
+    // are closing and its client gets a 502. nginx keeps 75 s; Node's 5 s is too short for that.
+    keepAliveTimeout: KEEP_ALIVE_MS,
+    // Check headersTimeout every second, not every 30 s, so slow-header clients are cut on time.
+    connectionsCheckingInterval: 1_000,
+  };
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => void handle(req, res, false);
+  const tls = deps.tls ?? null;
+  const server =
+    tls === null
+      ? createServer(httpOptions, onRequest)
+      : // node:https is node:http's server behind TLS (HTTP/1.1; ALPN says so to clients that
+        // offer h2). Its type is not http.Server's, its behaviour is: every method used below exists.
+        (createTlsServer(
+          { ...httpOptions, cert: tls.cert, key: tls.key, ALPNProtocols: ['http/1.1'], minVersion: 'TLSv1.2', handshakeTimeout: config.headersTimeoutMs },
+          onRequest,
+        ) as unknown as Server);
+  if (tls !== null) {
+    // A failed handshake: a plain-HTTP request on this port (its first bytes are no TLS record),
+    // a client that does not trust the certificate, a scanner. Node closes the connection; it
+    // never reaches a handler, so nothing is served.
+    server.on('tlsClientError', (err: NodeJS.ErrnoException) => log.debug('TLS handshake failed', { code: err.code ?? null, message: err.message }));
+  }
   // A client that half-closes once its request is sent (`nc -q`, `socat`, scripts calling
   // shutdown(SHUT_WR)) still reads the answer. Node's default aborts the request at the FIN, so
   // such an upload was dropped and answered with nothing. A FIN in the middle of a body is still
@@ -277,7 +298,12 @@ export function createApp(deps: AppDeps): App {
     return { aborted };
   }
 
-  return { server, shutdown };
+  function setTlsPair(pair: TlsPair): void {
+    if (tls === null) throw new Error('the server was started without TLS');
+    (server as unknown as TlsServer).setSecureContext({ cert: pair.cert, key: pair.key, minVersion: 'TLSv1.2' });
+  }
+
+  return { server, shutdown, setTlsPair };
 }
 
 /** Resolves when `work` does or after `ms`, whichever comes first; true if the time ran out. */

@@ -4,6 +4,9 @@ import { parseSize } from './size.js';
 export interface Config {
   readonly port: number;
   readonly host: string;
+  /** PEM certificate (chain) and key files: HTTPS on PORT when set (lib/tls.ts reads them). */
+  readonly tlsCert: string | null;
+  readonly tlsKey: string | null;
   readonly dataDir: string;
   /** Largest single file, in bytes; Infinity = no limit besides the disk. */
   readonly maxFileBytes: number;
@@ -81,6 +84,8 @@ const S3_MIN_PART_BYTES = 5 * 1024 * 1024; // S3's smallest allowed part (all bu
 export const SETTINGS: readonly Setting[] = [
   { env: 'PORT', kind: 'port', fallback: '8080', help: 'TCP port to listen on (0 = any free port)' },
   { env: 'HOST', kind: 'string', fallback: '127.0.0.1', help: 'address to listen on (0.0.0.0 for all)' },
+  { env: 'TLS_CERT', kind: 'string', fallback: '', help: 'PEM certificate file (a chain is served whole): HTTPS on PORT, reloaded on SIGHUP' },
+  { env: 'TLS_KEY', kind: 'string', fallback: '', help: 'PEM private key file of TLS_CERT' },
   { env: 'DATA_DIR', kind: 'string', fallback: './data', help: 'directory for stored files (created if missing)' },
   { env: 'MAX_FILE_BYTES', kind: 'size-or-unlimited', fallback: 'unlimited', help: 'largest file accepted' },
   { env: 'MAX_REQUEST_BYTES', kind: 'size-or-unlimited', fallback: 'unlimited', help: 'largest upload request body, all files and fields together' },
@@ -171,6 +176,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
   const config: Config = {
     port: parse('PORT', port),
     host: parse('HOST', nonEmpty),
+    tlsCert: get('TLS_CERT') || null,
+    tlsKey: get('TLS_KEY') || null,
     dataDir: parse('DATA_DIR', nonEmpty),
     maxFileBytes: parse('MAX_FILE_BYTES', sizeOrUnlimited),
     maxRequestBytes: parse('MAX_REQUEST_BYTES', sizeOrUnlimited),

@@ -51,7 +51,7 @@ async function runToExit(args: readonly string[], env: Record<string, string> = 
 function withoutSettings(env: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) {
-    if (v !== undefined && !/^(PORT|HOST|DATA_DIR|MAX_[A-Z_]+|LOG_LEVEL|AUTH_TOKEN|FSYNC|DIRECT_IO|STORE|S3_[A-Z_]+)$/.test(k)) out[k] = v;
+    if (v !== undefined && !/^(PORT|HOST|DATA_DIR|MAX_[A-Z_]+|LOG_LEVEL|LOG_FORMAT|AUTH_TOKEN|LINK_SECRET|PUBLIC_URL|TLS_CERT|TLS_KEY|FSYNC|DIRECT_IO|STORE|S3_[A-Z_]+)$/.test(k)) out[k] = v;
   }
   return out;
 }
