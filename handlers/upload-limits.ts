@@ -58,7 +58,7 @@ export function checkDeclaredUpload(declared: number, multipart: boolean, config
 }
 
 /** What limits a file: MAX_FILE_BYTES, or the signed link the request came with. */
-export function limitName(config: Config, maxFileBytes: number): string {
+function limitName(config: Config, maxFileBytes: number): string {
   return maxFileBytes < config.maxFileBytes ? "the signed link's maxBytes" : 'MAX_FILE_BYTES';
 }
 
