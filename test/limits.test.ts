@@ -7,29 +7,22 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type TestServer } from './helpers/server.js';
+import { missing, runCommand } from './helpers/commands.js';
 import { BOUNDARY, MULTIPART_TYPE, assertError, fieldPart, filePart, multipartBody, rawRequest, seededBytes, sha256, type RawResponse } from './helpers/http.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-function run(cmd: string, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr });
-    });
-  });
-}
-const noCurl = (await run('curl', ['--version'])).code === 0 ? false : 'curl is not installed';
+const noCurl = await missing('curl');
 
 /** curl's status line and JSON answer; `-w` puts the status on the last line. */
 async function curl(args: readonly string[]): Promise<{ status: number; json: Record<string, unknown> }> {
-  const r = await run('curl', ['-sS', '-w', '\n%{http_code}', ...args]);
+  const r = await runCommand('curl', ['-sS', '-w', '\n%{http_code}', ...args]);
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trimEnd().split('\n');
   const status = Number(lines.pop());

@@ -8,7 +8,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,6 +17,7 @@ import { SluiceError } from '../lib/errors.js';
 import { UPLOAD_METHODS, linkKey, signLink, uploadLinkQuery, verifyLink, type LinkGrant } from '../lib/signed-links.js';
 import { parseLinkRequest } from '../handlers/links.js';
 import { spawnServer, startServer, type ServerProcess, type TestServer } from './helpers/server.js';
+import { missing, runCommand } from './helpers/commands.js';
 import { BOUNDARY, MULTIPART_TYPE, assertError, filePart, multipartBody, poll, rawRequest, seededBytes, sha256 } from './helpers/http.js';
 
 const TOKEN = 'links-test-token-0123456789';
@@ -40,14 +40,7 @@ function code(fn: () => unknown): string {
   return 'no error';
 }
 
-function run(cmd: string, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr });
-    });
-  });
-}
-const noCurl = (await run('curl', ['--version'])).code === 0 ? false : 'curl is not installed';
+const noCurl = await missing('curl');
 
 describe('the signature (lib/signed-links.ts)', () => {
   const config = configOf({ AUTH_TOKEN: TOKEN });
@@ -265,7 +258,7 @@ describe('signed links over HTTP', () => {
     assert.equal(Number(new URL(link.url).searchParams.get('expires')) * 1000, expires);
 
     const out = join(dir, 'download.bin');
-    const r = await run('curl', ['-sS', '-f', '-o', out, link.url]);
+    const r = await runCommand('curl', ['-sS', '-f', '-o', out, link.url]);
     assert.equal(r.code, 0, r.stderr);
     const got = await readFile(out);
     assert.equal(sha256(got), sha256(data));
@@ -320,10 +313,10 @@ describe('signed links over HTTP', () => {
     await writeFile(exact, seededBytes(2, 1000));
     await writeFile(over, seededBytes(3, 1001));
     for (let i = 0; i < 2; i += 1) {
-      const r = await run('curl', ['-sS', '-w', '\n%{http_code}', '-F', `a=@${exact}`, '-F', `b=@${exact}`, link.url]);
+      const r = await runCommand('curl', ['-sS', '-w', '\n%{http_code}', '-F', `a=@${exact}`, '-F', `b=@${exact}`, link.url]);
       assert.match(r.stdout, /\n201$/, r.stdout);
     }
-    const tooBig = await run('curl', ['-sS', '-w', '\n%{http_code}', '-F', `a=@${over}`, link.url]);
+    const tooBig = await runCommand('curl', ['-sS', '-w', '\n%{http_code}', '-F', `a=@${over}`, link.url]);
     assert.match(tooBig.stdout, /"code":"FILE_TOO_LARGE".*\n413$/s);
     // A raw body: ?filename= may be added (it is not part of what the link grants).
     const raw = await rawRequest(server.url, `${target(link.url)}&filename=raw.bin`, { method: 'POST', body: seededBytes(4, 1000) });

@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { X509Certificate, createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -17,19 +17,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect as connectTls } from 'node:tls';
 import { spawnServer, type ServerProcess } from './helpers/server.js';
+import { missing, runCommand } from './helpers/commands.js';
 import { poll, seededBytes, sha256 } from './helpers/http.js';
 import { createTestPki, noOpenssl, type Leaf, type TestPki } from './helpers/tls-ca.js';
 
 const SERVER_JS = resolve('dist/server.js');
 
-function run(cmd: string, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(cmd, args, { encoding: 'utf8', timeout: 60_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      done({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr });
-    });
-  });
-}
-const noCurl = (await run('curl', ['--version'])).code === 0 ? false : 'curl is not installed';
+const noCurl = await missing('curl');
 
 /** The SHA-256 fingerprint of the certificate a new TLS connection to `url` is shown. */
 async function servedFingerprint(url: string, ca: Buffer): Promise<string> {
@@ -127,18 +121,18 @@ describe('HTTPS with TLS_CERT and TLS_KEY', { skip: noOpenssl }, () => {
     const file = join(work, 'weights.bin');
     await writeFile(file, data);
     for (const args of [['-F', `model=@${file}`, `${proc.url}/upload`], ['-T', file, `${proc.url}/upload/`]]) {
-      const up = await run('curl', ['-sS', '--cacert', pki.rootPath, ...args]);
+      const up = await runCommand('curl', ['-sS', '--cacert', pki.rootPath, ...args]);
       assert.equal(up.code, 0, up.stderr);
       const stored = (JSON.parse(up.stdout) as { files: Array<{ id: string; sha256: string; filename: string }> }).files[0];
       assert.equal(stored?.sha256, sha256(data));
       assert.equal(stored?.filename, 'weights.bin');
       const out = join(work, `back-${stored?.id}`);
-      const down = await run('curl', ['-sS', '-f', '--cacert', pki.rootPath, '-o', out, `${proc.url}/files/${stored?.id}`]);
+      const down = await runCommand('curl', ['-sS', '-f', '--cacert', pki.rootPath, '-o', out, `${proc.url}/files/${stored?.id}`]);
       assert.equal(down.code, 0, down.stderr);
       assert.ok((await readFile(out)).equals(data));
     }
     // Without the root, curl refuses the server: the certificate is really checked.
-    const untrusted = await run('curl', ['-sS', `${proc.url}/healthz`]);
+    const untrusted = await runCommand('curl', ['-sS', `${proc.url}/healthz`]);
     assert.notEqual(untrusted.code, 0);
   });
 
@@ -174,7 +168,7 @@ describe('HTTPS with TLS_CERT and TLS_KEY', { skip: noOpenssl }, () => {
   });
 
   test('curl http:// on the TLS port gets no answer', { skip: noCurl }, async () => {
-    const r = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', proc.url.replace('https:', 'http:') + '/healthz']);
+    const r = await runCommand('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', proc.url.replace('https:', 'http:') + '/healthz']);
     assert.notEqual(r.code, 0);
     assert.equal(r.stdout, '000');
   });

@@ -5,31 +5,19 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type TestServer } from './helpers/server.js';
+import { missing, runCommand } from './helpers/commands.js';
 import { BOUNDARY, MULTIPART_TYPE, assertError, filePart, multipartBody, rawRequest, seededBytes, sha256 } from './helpers/http.js';
 import { filenameFromPath } from '../handlers/upload-name.js';
+import type { UploadedFile } from '../handlers/upload.js';
 
-function run(cmd: string, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr });
-    });
-  });
-}
-const noCurl = (await run('curl', ['--version'])).code === 0 ? false : 'curl is not installed';
+const noCurl = await missing('curl');
 
-interface Stored {
-  readonly id: string;
-  readonly field: string | null;
-  readonly filename: string | null;
-  readonly contentType: string;
-  readonly size: number;
-  readonly sha256: string;
-}
+/** The answer's file entries, as handlers/upload.ts sends them. */
+type Stored = UploadedFile;
 
 function answer(status: number, text: string): { files: Stored[]; fields: unknown[] } {
   assert.equal(status, 201, text);
@@ -55,7 +43,7 @@ describe('PUT /upload/<name>', () => {
   test('curl -T weights.bin http://host/upload/ stores the body as weights.bin, byte-exact, answered like POST /upload', { skip: noCurl }, async () => {
     const data = seededBytes(1, 300_000);
     await writeFile(join(dir, 'weights.bin'), data);
-    const r = await run('curl', ['-sS', '-w', '\n%{http_code}', '-T', join(dir, 'weights.bin'), `${server.url}/upload/`]);
+    const r = await runCommand('curl', ['-sS', '-w', '\n%{http_code}', '-T', join(dir, 'weights.bin'), `${server.url}/upload/`]);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trimEnd().split('\n');
     const status = Number(lines.pop());
@@ -76,7 +64,7 @@ describe('PUT /upload/<name>', () => {
   test('a name with spaces and UTF-8, as curl percent-encodes it, is decoded', { skip: noCurl }, async () => {
     const name = 'my weights é.bin';
     await writeFile(join(dir, name), 'x');
-    const r = await run('curl', ['-sS', '-T', join(dir, name), `${server.url}/upload/`]);
+    const r = await runCommand('curl', ['-sS', '-T', join(dir, name), `${server.url}/upload/`]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal((JSON.parse(r.stdout) as { files: Stored[] }).files[0]?.filename, name);
   });
