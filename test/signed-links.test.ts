@@ -298,7 +298,7 @@ describe('signed links over HTTP', () => {
 
   test('an expired link is 403 LINK_EXPIRED', async () => {
     const id = await uploadWithToken(server.url, Buffer.from('soon gone'));
-    const link = await createLink(server.url, { method: 'GET', path: `/files/${id}`, expiresIn: 1 });
+    const link = await createLink(server.url, { method: 'GET', path: `/files/${id}`, expiresIn: 2 });
     assert.equal((await rawRequest(server.url, target(link.url))).status, 200);
     const wait = Date.parse(link.expires) - Date.now() + 50;
     await new Promise((r) => setTimeout(r, Math.max(0, wait)));
@@ -444,7 +444,7 @@ describe('links never reach a log line (child process)', () => {
 
   test('neither the url POST /links answers nor its query, used, refused or expired', async () => {
     const id = await uploadWithToken(proc.url, Buffer.from('secret data'));
-    const link = await createLink(proc.url, { method: 'GET', path: `/files/${id}`, expiresIn: 1 });
+    const link = await createLink(proc.url, { method: 'GET', path: `/files/${id}`, expiresIn: 2 });
     const sig = new URL(link.url).searchParams.get('sig') as string;
     assert.equal((await rawRequest(proc.url, target(link.url))).status, 200);
     assert.equal((await rawRequest(proc.url, target(link.url), { method: 'DELETE' })).status, 403);
