@@ -28,7 +28,9 @@ export function writeInterimResponse(res: ServerResponse, status: number, reason
   const req = res.req;
   if (res.headersSent || res.writableEnded || res.destroyed) return false;
   if (req.httpVersionMajor < 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor < 1)) return false;
-  if (res.socket === null || res.socket.destroyed) return false;
+  // No socket yet is fine: this response waits behind an earlier one on its connection, and so
+  // will the interim answer. A destroyed one reads nothing.
+  if (res.socket?.destroyed === true) return false;
   let head = `HTTP/1.1 ${status} ${reason}\r\n`;
   for (const [name, value] of headers) {
     if (!FIELD_NAME.test(name) || !FIELD_VALUE.test(value)) throw new Error(`interim header ${name} is not fit for the wire`);
@@ -42,8 +44,8 @@ export function writeInterimResponse(res: ServerResponse, status: number, reason
   }
   // A Node without _writeRaw: write only when this response owns the socket (no answer of an
   // earlier request still queued ahead of it).
-  const socket = res.socket as typeof res.socket & { _httpMessage?: unknown };
-  if (socket._httpMessage !== res) return false;
+  const socket = res.socket as (typeof res.socket & { _httpMessage?: unknown }) | null;
+  if (socket === null || socket._httpMessage !== res) return false;
   socket.write(head, 'latin1');
   return true;
 }
