@@ -29,6 +29,8 @@ export interface AppDeps {
   readonly store: Store;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** How often expired resumable uploads are looked for (default: every minute); tests shorten it. */
+  readonly expirySweepMs?: number;
 }
 
 export interface App {
@@ -77,7 +79,7 @@ export function createApp(deps: AppDeps): App {
   let uploadsInFlight = 0;
   let shuttingDown = false;
   // Incomplete resumable uploads past UPLOAD_EXPIRY_MS go at start-up and then every minute.
-  const expirySweep = startExpirySweep({ store: deps.store, log, metrics });
+  const expirySweep = startExpirySweep({ store: deps.store, log, metrics, ...(deps.expirySweepMs === undefined ? {} : { intervalMs: deps.expirySweepMs }) });
 
   const server = createServer(
     {
