@@ -10,7 +10,6 @@ import { uploadLocation } from './location.js';
 import { parseOperation, type Operation, type Target } from './operation.js';
 import { ProtocolError } from './protocol-errors.js';
 import { dressError, renderOutcome, uploadLimit } from './render.js';
-import { uploadStoreOf } from './upload-store.js';
 
 /**
  * One request to `/uploads` or `/uploads/<id>` (or an upgraded `POST /upload`): which dialect it
@@ -27,7 +26,7 @@ export async function serveResumable(ctx: RequestContext, target: Target, check?
   let created: UploadState | null = null;
   try {
     if (dialect === null && ctx.method !== 'OPTIONS') throw new Error('a dialect is chosen for everything but OPTIONS');
-    const uploads = uploadStoreOf(ctx.store);
+    const uploads = ctx.store;
     op = parseOperation(ctx.req, ctx.url, ctx.method, dialect ?? { kind: 'tus' }, target);
     const outcome = await execute(op, ctx, dialect ?? { kind: 'tus' }, uploads, {
       beforeBody: () => ctx.sendContinue(),
