@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestContext } from '../lib/context.js';
 import { MalformedRequestError } from '../lib/errors.js';
 import { parseContentDigest } from '../handlers/content-digest.js';
@@ -44,6 +45,16 @@ export async function serveResumable(ctx: RequestContext, target: Target, check?
     if ((err as { code?: unknown } | null)?.code === 'UPLOAD_INTERRUPTED') ctx.req.socket.destroy();
     throw dressError(err, ctx, dialect, op, created);
   }
+}
+
+/**
+ * The route's prelude (lib/routes.ts): a request that speaks tus, or names no dialect, gets
+ * `Tus-Resumable` on every answer, those the server gives before the handler runs (401, 503,
+ * 413) included (tus core: "MUST be included in every request and response except for OPTIONS").
+ */
+export function markDialect(req: IncomingMessage, res: ServerResponse): void {
+  const claim = claimedDialect(req);
+  if (claim.kind !== 'dialect' || claim.dialect.kind === 'tus') setStickyHeader(res, 'tus-resumable', TUS_VERSION);
 }
 
 /**
