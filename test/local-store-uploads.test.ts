@@ -104,6 +104,24 @@ for (const directIo of [true, false]) {
       assert.ok(readFileSync(join(dir, id)).equals(data));
     });
 
+    test('after a restart the sha256 is rebuilt behind the appends, then hashed on the way in again', async () => {
+      dir = mkdtempSync(join(tmpdir(), 'sluice-uploads-'));
+      const data = pattern(6 * 1024 * 1024, 21);
+      let store = await openStore(options);
+      const { id } = await store.createUpload(newUpload(data.length));
+      await store.appendUpload(id, Readable.from(unevenChunks(data.subarray(0, 4 * 1024 * 1024 + 1))), { offset: 0 });
+      store = await openStore(options);
+      assert.deepEqual(store.uploads.hashStateOf(id), { running: null, rebuilt: null }, 'nothing is read back before an append needs it');
+      // The append is not held up by the read-back: it takes its bytes at once, unhashed.
+      const cut = new Error('cut');
+      await assert.rejects(store.appendUpload(id, failingAfter(data.subarray(4 * 1024 * 1024 + 1, 5 * 1024 * 1024), cut), { offset: 4 * 1024 * 1024 + 1 }), (e) => e === cut);
+      for (let i = 0; i < 500 && store.uploads.hashStateOf(id).running === null; i += 1) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(store.uploads.hashStateOf(id), { running: 5 * 1024 * 1024, rebuilt: null }, 'caught up with the durable bytes, then running again');
+      const { file } = await store.appendUpload(id, Readable.from([data.subarray(5 * 1024 * 1024)]), { offset: 5 * 1024 * 1024 });
+      assert.equal(file?.sha256, sha256(data));
+      assert.equal(store.uploads.hashesHeld, 0);
+    });
+
     test('a wrong offset is 409 with the true offset and changes nothing', async () => {
       dir = mkdtempSync(join(tmpdir(), 'sluice-uploads-'));
       const store = await openStore(options);
