@@ -336,7 +336,9 @@ export class LocalUploads implements UploadStore {
   async listUploads(): Promise<UploadState[]> {
     const states: UploadState[] = [];
     for (const id of [...this.pending]) {
-      const stored = await this.loaded(this.turns.entry(id));
+      const entry = this.turns.entry(id);
+      const stored = await this.loaded(entry);
+      this.turns.forgetIfIdle(entry);
       if (stored !== null && this.pending.has(id)) states.push(toUploadState(stored));
     }
     return states;
@@ -348,7 +350,9 @@ export class LocalUploads implements UploadStore {
       // An upload being written is not idle, whatever its state says.
       if (this.turns.busy(id)) continue;
       // Loaded once and kept (entries of pending uploads stay): the next sweep reads nothing.
-      const stored = await this.loaded(this.turns.entry(id));
+      const entry = this.turns.entry(id);
+      const stored = await this.loaded(entry);
+      this.turns.forgetIfIdle(entry);
       if (stored === null || !isExpired(stored, now)) continue;
       const turn = await this.turns.take(id, false);
       try {
@@ -376,6 +380,7 @@ export class LocalUploads implements UploadStore {
   private forget(entry: UploadEntry): void {
     entry.stored = null;
     entry.hash = null;
+    entry.rehash?.cancel();
     entry.rehash = null;
     this.pending.delete(entry.id);
   }

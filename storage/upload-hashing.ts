@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, type ReadStream } from 'node:fs';
 
 /** Reads of an upload's bytes to rebuild its sha256 after a restart. */
 const REHASH_READ_BYTES = 1024 * 1024;
@@ -20,21 +20,35 @@ export class PrefixHash {
   /** A background step is under way (see LocalUploads.chaseDurableOffset). */
   chasing = false;
   #reads: Promise<void> = Promise.resolve();
+  #reading: ReadStream | null = null;
+  #cancelled = false;
 
   /** Reads `path` from `position` up to `target` into the hash, after the reads already queued. */
   catchUp(path: string, target: number): Promise<void> {
     const read = async (): Promise<void> => {
+      if (this.#cancelled) throw new Error('rebuilding the sha256 was cancelled');
       if (target <= this.position) return;
       const stream = createReadStream(path, { start: this.position, end: target - 1, highWaterMark: REHASH_READ_BYTES });
-      for await (const chunk of stream) {
-        this.hash.update(chunk as Buffer);
-        this.position += (chunk as Buffer).length;
+      this.#reading = stream;
+      try {
+        for await (const chunk of stream) {
+          this.hash.update(chunk as Buffer);
+          this.position += (chunk as Buffer).length;
+        }
+      } finally {
+        this.#reading = null;
       }
       if (this.position !== target) throw new Error(`${path} ends at ${this.position}, before the upload's ${target} bytes`);
     };
     const reading = this.#reads.then(read);
     this.#reads = reading.catch(() => {});
     return reading;
+  }
+
+  /** The upload is gone: stop reading (a 90 GiB read-back must not go on for nothing). */
+  cancel(): void {
+    this.#cancelled = true;
+    this.#reading?.destroy(new Error('rebuilding the sha256 was cancelled'));
   }
 }
 
