@@ -4,7 +4,7 @@ import { MalformedRequestError } from '../lib/errors.js';
 import { parseContentDigest } from '../handlers/content-digest.js';
 import { setStickyHeader } from '../lib/sticky-headers.js';
 import type { UploadState } from '../storage/uploads.js';
-import { claimedDialect, INTEROP_VERSIONS, TUS_VERSION, type Dialect } from './dialect.js';
+import { claimedDialect, INTEROP_VERSIONS, TUS_VERSION, type Dialect, type InteropVersion } from './dialect.js';
 import { execute, type Outcome } from './execute.js';
 import { writeInterimResponse } from './interim.js';
 import { uploadLocation } from './location.js';
@@ -100,11 +100,11 @@ function chooseDialect(ctx: RequestContext): Dialect | null {
  * announce the upload resource by sending an interim response ... MUST include Location ... and
  * the Upload-Limit header field"; "Draft Version Identification": the interop version in it).
  */
-function announceUpload(ctx: RequestContext, interop: number, upload: UploadState): void {
+function announceUpload(ctx: RequestContext, interop: InteropVersion, upload: UploadState): void {
   writeInterimResponse(ctx.res, 104, 'Upload Resumption Supported', [
     ['Upload-Draft-Interop-Version', String(interop)],
     ['Location', uploadLocation(ctx, upload.id)],
-    ['Upload-Limit', uploadLimit(ctx.config, upload, interop === 6 ? 6 : interop === 7 ? 7 : 8)],
+    ['Upload-Limit', uploadLimit(ctx.config, upload, interop)],
   ]);
 }
 
