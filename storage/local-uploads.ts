@@ -29,6 +29,14 @@ import { fileUploadState, isExpired, toUploadState, uploadNotFound } from './upl
 import { UploadTurns, type Turn, type UploadEntry } from './upload-turns.js';
 import type { AppendOptions, AppendResult, CreateUploadOptions, NewUpload, UploadState, UploadStore } from './uploads.js';
 
+/**
+ * An append taken over reads on only what its body delivers at once: a dead connection stops
+ * it within `idleMs`, while the bytes a cut connection had already received (socket buffers:
+ * megabytes on a fast link) are kept instead of sent again. Bounded so that the takeover still
+ * answers well within a second: the newer request waits for this, then for the sync.
+ */
+const TAKEOVER_DRAIN = { idleMs: 20, maxMs: 250, maxBytes: 16 * 1024 * 1024 };
+
 export interface LocalUploadsOptions {
   readonly dir: string;
   readonly fsync: boolean;
@@ -134,7 +142,8 @@ export class LocalUploads implements UploadStore {
     if (!isFileId(id)) return null;
     const entry = this.turns.peek(id);
     const stored = entry?.stored ?? (await this.readStored(id));
-    if (stored !== null && !(stored.progress.complete && !stored.header.partial)) return toUploadState(stored);
+    // A completing state (its file being put in place right now) already answers complete.
+    if (stored !== null) return toUploadState(stored);
     return this.completedUpload(id);
   }
 
@@ -200,7 +209,7 @@ export class LocalUploads implements UploadStore {
       () => null,
       (err: unknown) => err ?? new Error('file writer failed'),
     );
-    const { end: why } = await pumpBody(body, writer, { limit: (length ?? maxBytes) - start, signals: [options.signal, turn.signal], digest });
+    const { end: why } = await pumpBody(body, writer, { limit: (length ?? maxBytes) - start, signals: [options.signal], takeover: { signal: turn.signal, ...TAKEOVER_DRAIN }, digest });
     if (why.kind !== 'writer') writer.end();
     const writeError = await writerDone;
     const durable = await this.settledOffset(entry);

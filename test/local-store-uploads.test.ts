@@ -223,6 +223,33 @@ for (const directIo of [true, false]) {
       assert.equal((await store.stat(id))?.sha256, sha256(data));
     });
 
+    test('a takeover keeps what the old body still delivers at once (the buffers of a cut socket), then lets go', async () => {
+      dir = mkdtempSync(join(tmpdir(), 'sluice-uploads-'));
+      const store = await openStore(options);
+      const data = pattern(8 * 1024 * 1024, 22);
+      const { id } = await store.createUpload(newUpload(data.length));
+      let open = (): void => {};
+      const gate = new Promise<void>((r) => (open = r));
+      let reachedGate = (): void => {};
+      const atGate = new Promise<void>((r) => (reachedGate = r));
+      async function* body(): AsyncGenerator<Buffer> {
+        yield data.subarray(0, 1024 * 1024);
+        reachedGate();
+        await gate;
+        // What the kernel had received before the cut: it comes at once when read.
+        for (let at = 1024 * 1024; at < 4 * 1024 * 1024; at += 64 * 1024) yield data.subarray(at, at + 64 * 1024);
+        await new Promise(() => {}); // then nothing: the connection is dead
+      }
+      const old = store.appendUpload(id, body(), { offset: 0 }).catch((e: unknown) => e);
+      await atGate;
+      const interrupted = store.interruptUpload(id);
+      open();
+      assert.equal((await interrupted)?.offset, 4 * 1024 * 1024, 'the bytes at hand were read and kept, not thrown away');
+      assert.equal(((await old) as SluiceError).code, 'UPLOAD_INTERRUPTED');
+      await store.appendUpload(id, Readable.from([data.subarray(4 * 1024 * 1024)]), { offset: 4 * 1024 * 1024 });
+      assert.equal((await store.stat(id))?.sha256, sha256(data));
+    });
+
     test('an append waiting behind a stuck one is superseded by a newer request: never two writers', async () => {
       dir = mkdtempSync(join(tmpdir(), 'sluice-uploads-'));
       const store = await openStore(options);
