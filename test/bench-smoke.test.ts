@@ -1,8 +1,7 @@
 /**
  * The benchmark still works: tiny runs (16 MiB: the raw upload and its baselines; the resumable
- * rows) must print the
- * Markdown table, write the JSON of raw figures and the SVG charts. It checks that the
- * benchmark runs and reports, not how fast anything is (timings are not tests).
+ * rows) must print the Markdown table, write the JSON of raw figures and the SVG charts. It checks
+ * that the benchmark runs and reports, not how fast anything is (timings are not tests).
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
