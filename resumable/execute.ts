@@ -26,8 +26,11 @@ export type Outcome =
   | { readonly kind: 'terminated' };
 
 export interface ExecuteHooks {
-  /** The request's headers passed every check: its body may come now (`100 Continue`). */
-  beforeBody(): void;
+  /**
+   * The request's headers passed every check: its body may come now (`100 Continue`), into
+   * `upload` (null for a concatenation, which has no body).
+   */
+  beforeBody(upload: UploadState | null): void;
   /** A creation made its upload, before reading any body (the draft's 104 goes out here). */
   created(upload: UploadState): void;
 }
@@ -68,7 +71,7 @@ async function create(op: CreateOperation, ctx: RequestContext, uploads: UploadS
   ctx.metrics.resumableUploads('created');
   // 100 Continue first, then the draft's 104 (RFC 9110 15.2 allows several interim answers; the
   // draft: "the server MUST NOT omit the 100 (Continue) response because it has sent" a 104).
-  hooks.beforeBody();
+  hooks.beforeBody(upload);
   hooks.created(upload);
   // Content to append, or a draft creation that completes an empty representation
   // (`Upload-Complete: ?1` without content), or a tus upload of length 0 ("immediately complete
@@ -90,7 +93,7 @@ async function concatenate(parts: readonly string[], file: CreateOperation['file
     total += part.offset;
   }
   await checkRoomFor(total, ctx);
-  hooks.beforeBody();
+  hooks.beforeBody(null);
   const result = await uploads.concatenateUploads(parts, { meta: file.meta, metadata: file.metadata });
   ctx.metrics.resumableUploads('created');
   hooks.created(result.upload);
@@ -128,7 +131,7 @@ async function append(op: AppendOperation, ctx: RequestContext, dialect: Dialect
   if (length !== null && declared !== null && op.offset === upload.offset && op.offset + declared > length) {
     throw new UploadLengthExceededError(length);
   }
-  hooks.beforeBody();
+  hooks.beforeBody(upload);
   const result = await appendBody(ctx, uploads, op.id, op);
   return { kind: 'appended', upload: result.upload, file: result.file };
 }
