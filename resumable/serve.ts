@@ -33,7 +33,7 @@ export async function serveResumable(ctx: RequestContext, target: Target, check?
     const outcome = await execute(op, ctx, dialect ?? { kind: 'tus' }, uploads, {
       beforeBody: (upload) => {
         ctx.sendContinue();
-        if (dialect?.kind === 'ietf' && upload !== null && op?.kind !== 'options') stopProgress = reportProgress(ctx, dialect.interop, upload);
+        if (dialect?.kind === 'ietf' && upload !== null) stopProgress = reportProgress(ctx, dialect.interop, upload);
       },
       created: (upload) => {
         created = upload;
