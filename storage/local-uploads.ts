@@ -64,6 +64,7 @@ export class LocalUploads implements UploadStore {
   private readonly turns = new UploadTurns();
   /** Ids of the uploads that exist and are not files (MAX_PENDING_UPLOADS, expiry). Bounded by them. */
   private readonly pending = new Set<string>();
+  private closed = false;
 
   constructor(options: LocalUploadsOptions) {
     this.o = options;
@@ -83,6 +84,33 @@ export class LocalUploads implements UploadStore {
   /** Start-up: `ids` are the uploads whose state survived recovery (`upload-recovery.ts`). */
   adopt(ids: Iterable<string>): void {
     for (const id of ids) this.pending.add(id);
+  }
+
+  /**
+   * After a restart: rebuilds the sha256 of every pending upload that has not expired, one
+   * upload at a time, in the background (the store's open() starts it and does not wait). An
+   * upload whose client comes back has its hash ready the sooner, so its completion does not
+   * wait for the read-back; one whose append comes first simply continues this one.
+   */
+  async rebuildHashes(): Promise<void> {
+    for (const id of [...this.pending]) {
+      if (this.closed) return;
+      const entry = this.turns.entry(id);
+      const stored = await this.loaded(entry).catch(() => null);
+      this.turns.forgetIfIdle(entry);
+      if (stored === null || entry.hash !== null || entry.rehash !== null || isExpired(stored, new Date())) continue;
+      const rehash = new PrefixHash();
+      entry.rehash = rehash;
+      // Up to the durable offset as it is now; the chase goes on from there as it moves.
+      await rehash.catchUp(uploadDataPath(this.o.dir, id), stored.progress.offset).catch(() => {});
+      this.chaseDurableOffset(entry);
+    }
+  }
+
+  /** Stops the background work: rebuilt hashes being read. */
+  close(): void {
+    this.closed = true;
+    for (const id of this.pending) this.turns.peek(id)?.rehash?.cancel();
   }
 
   async createUpload(init: NewUpload, options: CreateUploadOptions = {}): Promise<UploadState> {
