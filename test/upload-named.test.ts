@@ -12,7 +12,7 @@ import { startServer, type TestServer } from './helpers/server.js';
 import { missing, runCommand } from './helpers/commands.js';
 import { BOUNDARY, MULTIPART_TYPE, assertError, filePart, multipartBody, rawRequest, seededBytes, sha256 } from './helpers/http.js';
 import { filenameFromPath } from '../handlers/upload-name.js';
-import type { UploadedFile } from '../handlers/upload.js';
+import type { UploadedFile } from '../lib/upload-answer.js';
 
 const noCurl = await missing('curl');
 
