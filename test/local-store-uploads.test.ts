@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, statfsSync } from 'node:fs';
+import { constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -582,6 +582,33 @@ describe('resumable uploads on scratch file systems (root only: mounted by the t
     mountPoint = point;
     return point;
   }
+
+  test('a disk that fills up mid-append (ENOSPC): the append fails, the offset stays at what is durable, the upload goes on once there is room', async (t) => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-uploads-'));
+    const point = join(dir, 'tmpfs');
+    mkdirSync(point);
+    if (!mountOrSkip(t, 'tmpfs', point, ['-o', 'size=4m'])) return;
+    mountPoint = point;
+    const store = new LocalStore(point, { fsync: true, directIo: true, checkpointBytes: 512 * 1024 });
+    await store.open();
+    const data = pattern(3 * 1024 * 1024, 31);
+    const { id } = await store.createUpload(newUpload(data.length));
+    await store.appendUpload(id, Readable.from([data.subarray(0, 100_001)]), { offset: 0 });
+    const filler = join(point, 'filler');
+    writeFileSync(filler, Buffer.alloc(2 * 1024 * 1024));
+    await assert.rejects(store.appendUpload(id, Readable.from(unevenChunks(data.subarray(100_001))), { offset: 100_001 }), (err: unknown) => {
+      assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+      return true;
+    });
+    const offset = (await store.getUpload(id))?.offset as number;
+    assert.ok(offset >= 100_001 && offset < data.length, `offset ${offset}`);
+    assert.equal(statSync(join(point, `.${id}.upload`)).size, offset, 'cut back to the durable offset');
+    assert.ok(readFileSync(join(point, `.${id}.upload`)).equals(data.subarray(0, offset)));
+    // Room again: the upload goes on; the hash, dropped with the failed write, is read back.
+    rmSync(filler);
+    const { file } = await store.appendUpload(id, Readable.from([data.subarray(offset)]), { offset });
+    assert.equal(file?.sha256, sha256(data));
+  });
 
   for (const type of ['ramfs', 'tmpfs']) {
     test(`${type}: odd offsets, a restart and a takeover, byte-exact with the right sha256`, async (t) => {
