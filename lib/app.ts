@@ -170,7 +170,7 @@ export function createApp(deps: AppDeps): App {
     let isUpload = false;
     try {
       const url = parseTarget(req.url);
-      const match = routeRequest(req.method ?? 'GET', url.pathname);
+      const match = routeRequest(req.method ?? 'GET', url.pathname, config);
       route = match.route;
       if (match.kind === 'not-found') throw new NotFoundError(`No route for ${url.pathname}`);
       if (match.kind === 'method') throw new MethodNotAllowedError(match.allowed);

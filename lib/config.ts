@@ -33,6 +33,8 @@ export interface Config {
   readonly proxyTimeoutMs: number;
   readonly store: 'local' | 's3';
   readonly s3: S3Config;
+  /** Serve the web page at `/` (and its assets under `/ui/`). */
+  readonly ui: boolean;
 }
 
 export interface S3Config {
@@ -105,6 +107,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'S3_PREFIX', kind: 'string', fallback: '', help: 'key prefix for objects in the bucket' },
   { env: 'S3_FORCE_PATH_STYLE', kind: 'bool', fallback: 'false', help: 'path-style URLs (Ceph, MinIO)' },
   { env: 'S3_PART_BYTES', kind: 'size', fallback: '8MiB', help: 'multipart upload part size (at least 5 MiB)' },
+  { env: 'UI', kind: 'bool', fallback: 'true', help: 'serve the web page at / (false: / is a 404)' },
 ];
 
 /** `MAX_FILE_BYTES` → `--max-file-bytes`. */
@@ -194,6 +197,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
       forcePathStyle: parse('S3_FORCE_PATH_STYLE', bool),
       partBytes: s3PartBytes,
     },
+    ui: parse('UI', bool),
   };
   if (config.store === 's3') {
     for (const name of ['S3_BUCKET', 'S3_ACCESS_KEY', 'S3_SECRET_KEY'] as const) {
