@@ -1,5 +1,7 @@
 import type { Config } from './config.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Handler } from './context.js';
+import { markDialect } from '../resumable/serve.js';
 import { handleHealth } from '../handlers/health.js';
 import { handleMetrics } from '../handlers/metrics.js';
 import { handleUpload } from '../handlers/upload.js';
@@ -7,6 +9,7 @@ import { handleDeleteFile, handleGetFile, handleListFiles } from '../handlers/fi
 import { handleFetch, handleFetchToStore } from '../handlers/fetch.js';
 import { handleProxy } from '../handlers/proxy.js';
 import { handleWebPage } from '../handlers/web-page.js';
+import { handleUploadResource, handleUploadsCollection } from '../handlers/uploads.js';
 
 export interface Route {
   /** Low-cardinality name for logs and metrics (`files`, not `/files/abc...`). */
@@ -16,6 +19,13 @@ export interface Route {
   readonly upload: boolean;
   /** Its body is checked against MAX_FILE_BYTES and free space before it is read. */
   readonly storesBody: boolean;
+  /** The handler sends `100 Continue` itself (`ctx.sendContinue`), after judging the headers. */
+  readonly deferContinue?: boolean;
+  /**
+   * Runs first, before authentication and the limits: headers every answer of the route carries,
+   * errors of the server included (tus: `Tus-Resumable` on every response).
+   */
+  readonly prelude?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 interface RouteEntry extends Route {
@@ -25,6 +35,11 @@ interface RouteEntry extends Route {
   /** A route a setting can turn off: while off, its paths are unknown paths (404, never 405). */
   readonly enabled?: (config: Config) => boolean;
   readonly methods: Readonly<Record<string, Handler>>;
+  /**
+   * `X-HTTP-Method-Override` names the method (tus 1.0.0 core: "MUST be interpreted as the
+   * request's method by the Server"), for clients that cannot send PATCH or DELETE.
+   */
+  readonly methodOverride?: boolean;
 }
 
 const plain = { auth: true, upload: false, storesBody: false } as const;
@@ -43,6 +58,29 @@ const ROUTES: readonly RouteEntry[] = [
   },
   { name: 'fetch', ...plain, uploadMethods: ['POST'], match: (p) => p === '/fetch', methods: { GET: handleFetch, HEAD: handleFetch, POST: handleFetchToStore } },
   { name: 'proxy', ...plain, upload: true, match: (p) => p === '/proxy', methods: { POST: handleProxy } },
+  // Resumable uploads (tus 1.0.0 and draft-ietf-httpbis-resumable-upload): see resumable/.
+  {
+    name: 'uploads',
+    ...plain,
+    storesBody: true,
+    uploadMethods: ['POST'],
+    deferContinue: true,
+    methodOverride: true,
+    prelude: markDialect,
+    match: (p) => p === '/uploads' || p === '/uploads/',
+    methods: { POST: handleUploadsCollection, OPTIONS: handleUploadsCollection },
+  },
+  {
+    name: 'upload-resource',
+    ...plain,
+    storesBody: true,
+    uploadMethods: ['PATCH'],
+    deferContinue: true,
+    methodOverride: true,
+    prelude: markDialect,
+    match: (p) => p.startsWith('/uploads/') && p.length > '/uploads/'.length,
+    methods: { HEAD: handleUploadResource, GET: handleUploadResource, PATCH: handleUploadResource, DELETE: handleUploadResource, OPTIONS: handleUploadResource },
+  },
   // The page is public (it holds no data); the API calls it makes carry the token. UI=false: 404.
   {
     name: 'ui',
@@ -54,16 +92,27 @@ const ROUTES: readonly RouteEntry[] = [
   },
 ];
 
+/** A method name as RFC 9110 5.6.2 writes tokens; anything else in X-HTTP-Method-Override is ignored. */
+const METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
+
 export type RouteMatch =
-  | { readonly kind: 'ok'; readonly route: Route; readonly handler: Handler }
-  | { readonly kind: 'method'; readonly route: Route; readonly allowed: readonly string[] }
+  | { readonly kind: 'ok'; readonly route: Route; readonly handler: Handler; readonly method: string; readonly methods: readonly string[] }
+  | { readonly kind: 'method'; readonly route: Route; readonly allowed: readonly string[]; readonly methods: readonly string[] }
   | { readonly kind: 'not-found'; readonly route: null };
 
-export function routeRequest(method: string, path: string, config: Config): RouteMatch {
-  const entry = ROUTES.find((r) => r.match(path) && (r.enabled?.(config) ?? true));
+/**
+ * The route for `path` and the handler for `method`, or for `override` (the request's
+ * `X-HTTP-Method-Override`) on routes that honour it. Routes that `config` turns off are unknown
+ * paths (without a config, as in unit tests, they count as on).
+ */
+export function routeRequest(requestMethod: string, path: string, override?: string, config?: Config): RouteMatch {
+  const entry = ROUTES.find((r) => r.match(path) && (config === undefined || (r.enabled?.(config) ?? true)));
   if (entry === undefined) return { kind: 'not-found', route: null };
+  const wanted = override?.trim();
+  const method = entry.methodOverride === true && wanted !== undefined && METHOD_TOKEN.test(wanted) ? wanted.toUpperCase() : requestMethod;
+  const methods = Object.keys(entry.methods);
   const handler = Object.hasOwn(entry.methods, method) ? entry.methods[method] : undefined;
-  if (handler === undefined) return { kind: 'method', route: entry, allowed: Object.keys(entry.methods) };
+  if (handler === undefined) return { kind: 'method', route: entry, allowed: methods, methods };
   const route = entry.uploadMethods?.includes(method) ? { ...entry, upload: true } : entry;
-  return { kind: 'ok', route, handler };
+  return { kind: 'ok', route, handler, method, methods };
 }
