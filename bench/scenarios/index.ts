@@ -4,6 +4,7 @@
  * that ratios hold on a machine whose absolute speed drifts.
  */
 import type { RowPlan } from '../lib/types.js';
+import { browserFetchUpload, browserPage } from './browser.js';
 import { busboyProxy, busboyUpload, originDirect, rawFile, rawRelay, rawSink } from './baselines.js';
 import { GiB, manyFilesSpec, MiB, oneFileSpec } from './common.js';
 import { concurrent } from './concurrent.js';
@@ -67,6 +68,8 @@ function allRows(size: number): { plan: RowPlan; needs: readonly string[] }[] {
     // and in 1 MiB PATCHes (at most 1 GiB, against one PATCH of the same size).
     { plan: resumableOnePatch(size), needs: ['raw-sink', 'upload-raw'] },
     { plan: resumableCut(size), needs: ['resumable-one-patch'] },
+    { plan: browserFetchUpload(size), needs: [] },
+    { plan: browserPage(size), needs: ['browser-fetch-upload'] },
   );
   const chunkedBytes = Math.min(size, CHUNKED_MAX_BYTES);
   if (chunkedBytes < size) rows.push({ plan: resumableOnePatch(chunkedBytes, refName('resumable-one-patch')), needs: [] });
