@@ -15,7 +15,7 @@ import { browserUnavailable, launchChromium, openPage, type PageRecord } from '.
 import { poll, rawRequest, seededBytes, sha256 } from './helpers/http.js';
 import { assertNoPageErrors, assertSameOrigin, fileRow, storedFiles, uploadRow, waitForState, WAIT_MS } from './helpers/page-checks.js';
 import { startRelay, type Relay } from './helpers/relay.js';
-import { startServer, type TestServer } from './helpers/server.js';
+import { spawnServer, startServer, type TestServer } from './helpers/server.js';
 
 const MiB = 1024 * 1024;
 const HOSTILE = '<img src=x onerror=alert(1)>.bin';
@@ -188,6 +188,43 @@ describe('uploads through the page in Chromium', { skip }, () => {
     assert.ok(relay.upstreamBytes - start < 2 * f.bytes.length, 'less than the whole file was sent twice');
     assert.deepEqual(await createdUploads(record), [id], 'one upload, continued');
     assertSameOrigin(record, relay.url);
+  });
+
+  // A stop, not kill -9: a cut PATCH's bytes count once the server has noticed the cut (here at
+  // its shutdown); after kill -9 only offsets the store had made durable do (its checkpoints).
+  test('the server stopped mid-upload and started again: the page heals by itself and sends only the rest', async () => {
+    const f = await file('restart.bin', 16 * MiB, 18);
+    const dataDir = await mkdtemp(join(tmpdir(), 'sluice-page-restart-'));
+    const env = { DATA_DIR: dataDir, FSYNC: 'true', SHUTDOWN_GRACE_MS: '0' };
+    let proc = await spawnServer(env);
+    const own = await startRelay(Number(new URL(proc.url).port));
+    try {
+      const record = await openPage(browser);
+      const { page } = record;
+      await page.goto(`${own.url}/`);
+      own.setRate(4 * MiB);
+      await pick(page, [f]);
+      await poll('6 MiB relayed', () => own.upstreamBytes > 6 * MiB, WAIT_MS);
+      await proc.stop('SIGTERM');
+      const row = uploadRow(page, f.name);
+      await row.getByRole('status').filter({ hasText: /^Offline, retrying in \d+ s$/ }).waitFor({ timeout: WAIT_MS });
+      const sentBefore = own.upstreamBytes;
+      proc = await spawnServer(env);
+      own.setTarget(Number(new URL(proc.url).port));
+      own.setRate(null);
+      await waitForState(row, 'done');
+      assert.equal(await row.locator('.sha256').innerText(), sha256(f.bytes));
+      const id = ((await row.getByRole('link').getAttribute('href')) as string).slice('/files/'.length);
+      const listed = JSON.parse((await rawRequest(proc.url, '/files')).body.toString('utf8')) as { files: { id: string; sha256: string }[] };
+      assert.equal(listed.files.find((x) => x.id === id)?.sha256, sha256(f.bytes), 'stored by the restarted server, byte-exact');
+      assert.ok(own.upstreamBytes - sentBefore < f.bytes.length, `sent ${own.upstreamBytes - sentBefore} bytes after the restart: less than the whole file`);
+      assertSameOrigin(record, own.url);
+      await record.context.close();
+    } finally {
+      await own.close();
+      await proc.stop('SIGKILL');
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   test('reload mid-upload, pick the same file again: it resumes from the server offset', async () => {
