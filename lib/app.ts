@@ -19,6 +19,7 @@ import type { Metrics } from './metrics.js';
 import { sendError, toSluiceError } from './respond.js';
 import type { Store } from '../storage/store.js';
 import { routeRequest, type Route } from './routes.js';
+import { FetchJobs } from '../jobs/fetch-jobs.js';
 
 export interface AppDeps {
   readonly config: Config;
@@ -65,6 +66,7 @@ interface Counted {
 
 export function createApp(deps: AppDeps): App {
   const { config, log, metrics } = deps;
+  const fetchJobs = new FetchJobs(deps);
   const inFlight = new Set<InFlight>();
   const bySocket = new WeakMap<Socket, InFlight>();
   const counted = new WeakMap<Socket, Counted>();
@@ -189,7 +191,7 @@ export function createApp(deps: AppDeps): App {
         metrics.uploadStarted();
       }
       if (expectsContinue) res.writeContinue();
-      const ctx: RequestContext = { req, res, url, config, store: deps.store, signal: controller.signal, requestId, log, metrics };
+      const ctx: RequestContext = { req, res, url, config, store: deps.store, signal: controller.signal, requestId, log, metrics, fetchJobs };
       const work = match.handler(ctx);
       handlerSettled = work.catch(() => {});
       await abortable(work, controller.signal);
@@ -262,6 +264,7 @@ export function createApp(deps: AppDeps): App {
       await waitAtMost(all(), ABORT_WAIT_MS);
     }
     server.closeAllConnections();
+    await fetchJobs.stop();
     // Destroying the last connections ends the bodies that handlers still read from; give them
     // a moment to remove their partial files before the caller exits the process.
     await waitAtMost(all(), ABORT_WAIT_MS);

@@ -1,7 +1,7 @@
 import { STATUS_CODES, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { urlToHttpOptions } from 'node:url';
-import { BadGatewayError, GatewayTimeoutError, RangeNotSatisfiableError, SluiceError } from '../lib/errors.js';
+import { BadGatewayError, GatewayTimeoutError, RangeNotSatisfiableError, SluiceError, UpstreamStatusError } from '../lib/errors.js';
 import { assertPublicLiteral, createGuardedLookup, isAllowedHost } from './ssrf.js';
 import { UpstreamBody } from './upstream-body.js';
 
@@ -70,7 +70,7 @@ export async function openUpstream(start: URL, options: UpstreamOptions): Promis
         hop.body.destroy();
         // The client's own Range was out of bounds: its answer, not an origin failure.
         if (status === 416 && options.headers.range !== undefined) throw new RangeNotSatisfiableError(completeLength(hop.response.headers['content-range']));
-        throw new BadGatewayError('UPSTREAM_STATUS', `The origin answered ${status} ${STATUS_CODES[status] ?? ''}`.trimEnd());
+        throw new UpstreamStatusError(status, `The origin answered ${status} ${STATUS_CODES[status] ?? ''}`.trimEnd());
       }
       if (!plainTransferCoding(hop.response.headers['transfer-encoding'])) {
         hop.body.destroy();
