@@ -131,6 +131,8 @@ async function main(args: RunArgs): Promise<number> {
     `Every server ran with ${formatEnv(processEnv)} (from deploy/sluice.service) unless its row says otherwise.`;
   const sections = [header];
   if (rows.length > 0) sections.push(formatRowsTable(rows));
+  const notes = rows.flatMap((r) => r.notes.map((n) => `- ${r.name}, ${n}`));
+  if (notes.length > 0) sections.push(`Notes:\n\n${notes.join('\n')}`);
   if (parser !== null) sections.push(`Parser micro-benchmark (in process, median of ${parser.rounds} rounds):\n\n${formatParserTable(parser)}`);
   if (targets.length > 0) sections.push(`Targets:\n\n${formatTargets(targets)}`);
   if (failures.length > 0) sections.push(`Failures:\n\n${failures.map((f) => `- ${f.split('\n')[0]}`).join('\n')}`);

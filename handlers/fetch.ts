@@ -74,7 +74,7 @@ export async function handleFetch(ctx: RequestContext): Promise<void> {
   const body =
     resumable === null || ctx.config.fetchRetries === 0
       ? upstream.body
-      : new ResumingBody(upstream.body, resumable.span, resumable.point, ctx.fetchJobs.settings({ onRetry: (r) => logRetry(ctx, r) }), ctx.signal);
+      : new ResumingBody(upstream.body, resumable.span, resumable.point, ctx.fetchJobs.settings(null, { onRetry: (r) => logRetry(ctx, r) }), ctx.signal);
   await pipeline(body, res);
 }
 
@@ -85,7 +85,8 @@ export async function handleFetch(ctx: RequestContext): Promise<void> {
  */
 export async function handleFetchToStore(ctx: RequestContext): Promise<void> {
   const request = await readFetchRequest(ctx);
-  const upstream = await openUpstream(request.url, upstreamOptions(ctx, {}));
+  const settings = ctx.fetchJobs.settings('fetch', { onRetry: (r) => logRetry(ctx, r) });
+  const upstream = await openUpstream(request.url, { ...upstreamOptions(ctx, {}), onBytes: settings.onBytes });
   let wanted: string[];
   try {
     // We asked for the whole resource; part of it stored as if it were all would be a lie.
@@ -100,7 +101,7 @@ export async function handleFetchToStore(ctx: RequestContext): Promise<void> {
   }
   const resumable = resumePointOf(upstream.url, upstream.status, upstream.headers);
   const span = resumable?.span ?? { start: 0, end: Infinity };
-  const body = fetchBody(upstream.body, span, resumable?.point ?? null, ctx.fetchJobs.settings({ onRetry: (r) => logRetry(ctx, r) }), ctx.signal);
+  const body = fetchBody(upstream.body, span, resumable?.point ?? null, settings, ctx.signal);
   const meta = {
     field: null,
     filename: request.filename ?? filenameFromDisposition(headerValue(upstream.headers['content-disposition'])) ?? filenameFromUrl(upstream.url),

@@ -25,16 +25,22 @@ export class FetchJobs {
    */
   readonly pieceBudget: PieceBudget;
   private readonly config: Config;
+  private readonly metrics: Metrics;
 
   constructor(deps: FetchJobsDeps) {
     this.config = deps.config;
+    this.metrics = deps.metrics;
     this.pieceBudget = new PieceBudget(deps.config.maxFetchJobs * (deps.config.fetchConnections - 1));
   }
 
-  /** The settings of one stored fetch (retries, connections, pieces, timeouts, the SSRF allow list). */
-  settings(extra: { onRetry?: (retry: RetryEvent) => void } = {}): FetchSettings {
+  /**
+   * The settings of one fetch (retries, connections, pieces, timeouts, the SSRF allow list);
+   * `via` counts its bytes in `sluice_fetched_bytes_total` (null: a relay, not counted there).
+   */
+  settings(via: 'fetch' | 'job' | null, extra: { onRetry?: (retry: RetryEvent) => void } = {}): FetchSettings {
     const c = this.config;
     return {
+      ...(via === null ? {} : { onBytes: (bytes: number) => this.metrics.fetchedBytes(via, bytes) }),
       retries: c.fetchRetries,
       timeoutMs: c.fetchTimeoutMs,
       allow: c.fetchAllow,

@@ -16,6 +16,10 @@ export interface Metrics {
   uploadStarted(): void;
   uploadFinished(outcome: 'ok' | 'aborted'): void;
   filesStored(count: number): void;
+  /** Body bytes received from origins by stored fetches (POST /fetch, fetch jobs), retries included. */
+  fetchedBytes(via: 'fetch' | 'job', bytes: number): void;
+  /** A fetch job reached a final state. */
+  fetchJobFinished(state: 'done' | 'failed' | 'cancelled'): void;
   /** Prometheus text exposition format 0.0.4. */
   render(): Promise<string>;
 }

@@ -19,6 +19,8 @@ export function createMetrics(): Metrics {
   let uploadsInFlight = 0;
   let filesTotal = 0;
   let abortedTotal = 0;
+  const fetched = new Map<string, number>();
+  const fetchJobs = new Map<string, number>();
 
   const add = (map: Map<string, number>, key: string, n: number): void => void map.set(key, (map.get(key) ?? 0) + n);
 
@@ -47,6 +49,12 @@ export function createMetrics(): Metrics {
     filesStored(count: number): void {
       filesTotal += count;
     },
+    fetchedBytes(via, bytes): void {
+      add(fetched, labels({ via }), bytes);
+    },
+    fetchJobFinished(state): void {
+      add(fetchJobs, labels({ state }), 1);
+    },
     async render(): Promise<string> {
       const out: string[] = [];
       const family = (name: string, type: string, help: string): void => void out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -69,6 +77,10 @@ export function createMetrics(): Metrics {
       out.push(`sluice_upload_files_total ${filesTotal}`);
       family('sluice_upload_aborted_total', 'counter', 'Uploads that failed or were aborted; their files were removed.');
       out.push(`sluice_upload_aborted_total ${abortedTotal}`);
+      family('sluice_fetched_bytes_total', 'counter', 'Body bytes received from origins by POST /fetch (via="fetch") and fetch jobs (via="job"), retries included.');
+      for (const [l, v] of fetched) out.push(`sluice_fetched_bytes_total${l} ${v}`);
+      family('sluice_fetch_jobs_total', 'counter', 'Fetch jobs finished, by final state (done, failed, cancelled).');
+      for (const [l, v] of fetchJobs) out.push(`sluice_fetch_jobs_total${l} ${v}`);
       out.push(...(await processMetrics()));
       return `${out.join('\n')}\n`;
     },

@@ -19,6 +19,8 @@ export interface ResumeSettings {
   readonly allow: readonly string[];
   /** Told of every retry, before its backoff (counts, logs). */
   readonly onRetry?: (retry: RetryEvent) => void;
+  /** Told of every body byte received, on every connection (metrics). */
+  readonly onBytes?: (bytes: number) => void;
 }
 
 export interface RetryEvent {
@@ -50,6 +52,7 @@ export async function openSpan(point: ResumePoint, span: Span, settings: ResumeS
       timeoutMs: settings.timeoutMs,
       allow: settings.allow,
       signal,
+      ...(settings.onBytes === undefined ? {} : { onBytes: settings.onBytes }),
     });
   } catch (err) {
     if (err instanceof RangeNotSatisfiableError) throw new UpstreamChangedError(`bytes ${span.start}-${span.end} are out of its range now (416)`);

@@ -44,13 +44,15 @@ export class UpstreamBody extends Readable {
   private readonly idleMs: number;
   /** Fires when the origin sends nothing for idleMs while we are ready to read (a stalled body). */
   private readonly idleTimer: NodeJS.Timeout;
+  private readonly onBytes: ((bytes: number) => void) | undefined;
 
   /**
    * `bodyless`: the response has no body whatever its Content-Length says (the answer to a HEAD,
    * a 204 or a 304, RFC 9112 6.3), so the body to expect is zero bytes.
    */
-  constructor(request: ClientRequest, response: IncomingMessage, idleMs: number, signal?: AbortSignal, bodyless = false) {
+  constructor(request: ClientRequest, response: IncomingMessage, idleMs: number, signal?: AbortSignal, bodyless = false, onBytes?: (bytes: number) => void) {
     super({ highWaterMark: HIGH_WATER_MARK });
+    this.onBytes = onBytes;
     this.request = request;
     this.response = response;
     this.idleMs = idleMs;
@@ -91,6 +93,7 @@ export class UpstreamBody extends Readable {
     if (this.destroyed) return;
     this.idleTimer.refresh();
     this.received += chunk.length;
+    this.onBytes?.(chunk.length);
     // Node's parser never hands over more than Content-Length; kept as a guard, not a path.
     if (this.expectedLength !== null && this.received > this.expectedLength) {
       return this.fail('UPSTREAM_BODY_TOO_LONG', `The origin sent more than the ${this.expectedLength} bytes it declared`);

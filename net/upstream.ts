@@ -24,6 +24,8 @@ export interface UpstreamOptions {
   readonly allow: readonly string[];
   /** Aborts everything (the client went away); the reason is what the caller rejects with. */
   readonly signal: AbortSignal;
+  /** Told of every body byte received (metrics). */
+  readonly onBytes?: (bytes: number) => void;
 }
 
 /** The final, successful (2xx) response of the redirect chain. */
@@ -156,7 +158,7 @@ function requestOnce(url: URL, options: UpstreamOptions, signal: AbortSignal): P
       // malformed within the very socket read that delivered these headers.
       // RFC 9112 6.3: no body after HEAD, 204 or 304, whatever Content-Length says.
       const bodyless = options.method === 'HEAD' || response.statusCode === 204 || response.statusCode === 304;
-      resolve({ response, body: new UpstreamBody(request, response, options.timeoutMs, options.signal, bodyless) });
+      resolve({ response, body: new UpstreamBody(request, response, options.timeoutMs, options.signal, bodyless, options.onBytes) });
     });
     request.end();
   });
