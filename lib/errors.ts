@@ -178,3 +178,80 @@ export class ChecksumMismatchError extends SluiceError {
     super('CHECKSUM_MISMATCH', message, 460);
   }
 }
+
+/** 501: the configured store cannot do this yet (resumable uploads on S3 until they are built there). */
+export class NotSupportedByStoreError extends SluiceError {
+  constructor(message: string) {
+    super('NOT_SUPPORTED_BY_STORE', message, 501);
+  }
+}
+
+/**
+ * 503 with `Retry-After`: MAX_PENDING_UPLOADS incomplete uploads exist. 503, not 429: the limit
+ * is the server's capacity, shared by every client, not one client's request rate (RFC 6585 4);
+ * and tus-js-client retries a 5xx with its `retryDelays` but gives up on any 4xx but 409 and 423.
+ */
+export class TooManyPendingUploadsError extends ServiceUnavailableError {
+  constructor(limit: number) {
+    super('TOO_MANY_PENDING_UPLOADS', `${limit} resumable uploads are already pending; finish or delete one, or retry later`, 30);
+  }
+}
+
+/**
+ * 413: an append whose body goes past the upload's length. None of the body's bytes past the
+ * upload's last durable offset are kept (the offset is where the append started, or the last
+ * checkpoint it made durable), so the upload never holds a byte its client did not mean.
+ */
+export class UploadLengthExceededError extends SluiceError {
+  readonly length: number;
+  constructor(length: number) {
+    super('UPLOAD_LENGTH_EXCEEDED', `The body goes past the upload's length of ${length} bytes; its bytes were discarded`, 413);
+    this.length = length;
+  }
+}
+
+/** 400: a length that contradicts the recorded one (a second, different length; a last body that ends before it). */
+export class UploadLengthMismatchError extends SluiceError {
+  constructor(message: string) {
+    super('UPLOAD_LENGTH_MISMATCH', message, 400);
+  }
+}
+
+/** 400: an append to an upload that is already complete (IETF draft: "completed-upload"). */
+export class UploadCompleteError extends SluiceError {
+  constructor(id: string) {
+    super('UPLOAD_COMPLETE', `Upload ${id} is already complete`, 400);
+  }
+}
+
+/**
+ * 409: this append was ended by a newer request on the same upload (quick takeover: another
+ * append, an offset request, a termination). Its bytes up to where it stopped are durable and
+ * counted; its client, presumed gone, asks for the offset and resumes.
+ */
+export class UploadInterruptedError extends SluiceError {
+  constructor(id: string) {
+    super('UPLOAD_INTERRUPTED', `The append to upload ${id} was taken over by a newer request`, 409);
+  }
+}
+
+/** 400 (tus concatenation): a part of a final upload that is not a partial upload. */
+export class UploadNotPartialError extends SluiceError {
+  constructor(id: string) {
+    super('UPLOAD_NOT_PARTIAL', `Upload ${id} is not a partial upload`, 400);
+  }
+}
+
+/** 400 (tus concatenation, like tusd's ERR_UPLOAD_NOT_FINISHED): a part that is not complete yet. */
+export class UploadIncompleteError extends SluiceError {
+  constructor(id: string) {
+    super('UPLOAD_INCOMPLETE', `Partial upload ${id} is not complete`, 400);
+  }
+}
+
+/** 409: an upload (or a file) with the id a caller asked for already exists. */
+export class UploadExistsError extends SluiceError {
+  constructor(id: string) {
+    super('UPLOAD_EXISTS', `An upload or file with id ${id} already exists`, 409);
+  }
+}

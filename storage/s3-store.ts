@@ -1,16 +1,22 @@
 import type { Readable } from 'node:stream';
 import { ConfigError, type S3Config } from '../lib/config.js';
-import { NotFoundError } from '../lib/errors.js';
+import { NotFoundError, NotSupportedByStoreError } from '../lib/errors.js';
+import { checkDocumentName, parseDocument } from './documents.js';
 import { isFileId, newFileId } from './file-id.js';
 import { parseRecord } from './record.js';
 import { S3Client } from './s3/client.js';
 import { MultipartFileWriter } from './s3/multipart-writer.js';
 import type { ByteRange, FileRecord, FileWriter, NewFileMeta, Store, WriterOptions } from './store.js';
+import type { AppendOptions, AppendResult, CreateUploadOptions, NewUpload, UploadState } from './uploads.js';
 
 /** A sidecar is a few hundred bytes; anything near this is not ours. */
 const MAX_RECORD_BYTES = 64 * 1024;
 /** Sidecars fetched at once by list(). */
 const LIST_CONCURRENCY = 16;
+/** sluice's own objects under the prefix: never a file id, so list() never takes them for files. */
+const DOCUMENTS_PREFIX = '.sluice/';
+/** A document is a small JSON object (a fetch job); anything near this is not ours. */
+const MAX_DOCUMENT_BYTES = 1024 * 1024;
 
 /**
  * Files in an S3-compatible bucket (AWS S3, Ceph RGW, MinIO): `<prefix><id>` holds the bytes,
@@ -97,6 +103,72 @@ export class S3Store implements Store {
     this.client.close();
   }
 
+  // Resumable uploads need a design of their own on S3 (multipart uploads, state objects, no
+  // local spool): until then every operation that could make or touch one answers 501.
+  createUpload(_init: NewUpload, _options?: CreateUploadOptions): Promise<UploadState> {
+    return Promise.reject(uploadsNotSupported());
+  }
+  getUpload(_id: string): Promise<UploadState | null> {
+    return Promise.reject(uploadsNotSupported());
+  }
+  interruptUpload(_id: string): Promise<UploadState | null> {
+    return Promise.reject(uploadsNotSupported());
+  }
+  appendUpload(_id: string, _body: Readable | AsyncIterable<Buffer>, _options: AppendOptions): Promise<AppendResult> {
+    return Promise.reject(uploadsNotSupported());
+  }
+  concatenateUploads(_partIds: readonly string[], _init: Omit<NewUpload, 'length' | 'partial'>): Promise<AppendResult> {
+    return Promise.reject(uploadsNotSupported());
+  }
+  deleteUpload(_id: string): Promise<boolean> {
+    return Promise.reject(uploadsNotSupported());
+  }
+  /** None can exist: nothing to list (the expiry timer and fetch jobs may ask on any store). */
+  async listUploads(): Promise<UploadState[]> {
+    return [];
+  }
+  async expireUploads(_now?: Date): Promise<number> {
+    return 0;
+  }
+
+  /** Documents: `<prefix>.sluice/<kind>/<id>.json`, one small object each (PutObject replaces it whole). */
+  async putDocument(kind: string, id: string, value: unknown): Promise<void> {
+    checkDocumentName(kind, id);
+    await this.client.putObject(this.documentKey(kind, id), Buffer.from(`${JSON.stringify(value)}\n`), { contentType: 'application/json' });
+  }
+
+  async getDocument(kind: string, id: string): Promise<unknown> {
+    checkDocumentName(kind, id);
+    const text = await this.client.getObjectText(this.documentKey(kind, id), MAX_DOCUMENT_BYTES);
+    return text === null ? null : parseDocument(text, kind, id);
+  }
+
+  async listDocuments(kind: string): Promise<unknown[]> {
+    checkDocumentName(kind, null);
+    const prefix = `${this.prefix}${DOCUMENTS_PREFIX}${kind}/`;
+    const ids: string[] = [];
+    for await (const object of this.client.listObjects(prefix)) {
+      const name = object.key.slice(prefix.length);
+      if (name.endsWith('.json') && !name.includes('/')) ids.push(name.slice(0, -5));
+    }
+    const documents: unknown[] = [];
+    for (let i = 0; i < ids.length; i += LIST_CONCURRENCY) {
+      // A document deleted between the listing and its read is simply gone.
+      const batch = await Promise.all(ids.slice(i, i + LIST_CONCURRENCY).map((id) => this.getDocument(kind, id)));
+      for (const d of batch) if (d !== null) documents.push(d);
+    }
+    return documents;
+  }
+
+  async deleteDocument(kind: string, id: string): Promise<void> {
+    checkDocumentName(kind, id);
+    await this.client.deleteObject(this.documentKey(kind, id));
+  }
+
+  private documentKey(kind: string, id: string): string {
+    return `${this.prefix}${DOCUMENTS_PREFIX}${kind}/${id}.json`;
+  }
+
   private dataKey(id: string): string {
     return `${this.prefix}${id}`;
   }
@@ -104,6 +176,10 @@ export class S3Store implements Store {
   private recordKey(id: string): string {
     return `${this.prefix}${id}.json`;
   }
+}
+
+function uploadsNotSupported(): NotSupportedByStoreError {
+  return new NotSupportedByStoreError('Resumable uploads are not available with STORE=s3 yet');
 }
 
 function required(setting: string, value: string | null): string {

@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import type { DocumentStore, UploadStore } from './uploads.js';
 
 /** What the server knows of a stored file. Kept as a sidecar (local) or object metadata (S3). */
 export interface FileRecord {
@@ -14,6 +15,10 @@ export interface FileRecord {
   readonly sha256: string;
   /** ISO 8601 time the file was committed. */
   readonly created: string;
+  /** Files made by resumable uploads only: the client's other `Upload-Metadata` pairs (maybe none). */
+  readonly metadata?: Readonly<Record<string, string>>;
+  /** A final upload's partial uploads, in order (tus concatenation). */
+  readonly parts?: readonly string[];
 }
 
 export interface NewFileMeta {
@@ -49,7 +54,8 @@ export interface ByteRange {
   readonly end: number;
 }
 
-export interface Store {
+/** Files, plus resumable uploads (`uploads.ts`) and sluice's own small documents, whatever the backend. */
+export interface Store extends UploadStore, DocumentStore {
   /** Prepares whatever the store needs (create the directory, sweep leftovers of a crash). */
   open(): Promise<void>;
   createWriter(meta: NewFileMeta, options?: WriterOptions): FileWriter;

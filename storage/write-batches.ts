@@ -65,6 +65,8 @@ export class AlignedBatches implements WriteBatches {
   readonly #halves: readonly [Buffer, Buffer];
   #filling = 0;
   #filled = 0;
+  /** Bytes at the start of the first batch that are the file's own (seedTail), not new ones. */
+  #seeded = 0;
 
   constructor(pool: AlignedMemoryPool) {
     this.#pool = pool;
@@ -85,8 +87,23 @@ export class AlignedBatches implements WriteBatches {
     return from + copied;
   }
 
+  /**
+   * An append at an offset inside a block: the first batch starts at that block, with its
+   * `length` bytes before the offset, which the caller reads from the file into the block
+   * returned (one aligned block, so that a direct read can fill it). Before any add().
+   */
+  seedTail(length: number): Buffer {
+    if (length <= 0 || length >= DIRECT_IO_ALIGNMENT) throw new RangeError(`a tail is 1 to ${DIRECT_IO_ALIGNMENT - 1} bytes`);
+    this.#filled = length;
+    this.#seeded = length;
+    return (this.#halves[this.#filling] as Buffer).subarray(0, DIRECT_IO_ALIGNMENT);
+  }
+
   take(last: boolean): Buffer[] {
     const half = this.#halves[this.#filling] as Buffer;
+    // Only the file's own bytes, nothing new: there is nothing to write.
+    if (this.#filled === this.#seeded && this.#seeded > 0) return [];
+    this.#seeded = 0;
     let length = this.#filled;
     if (last) {
       length = Math.ceil(length / DIRECT_IO_ALIGNMENT) * DIRECT_IO_ALIGNMENT;

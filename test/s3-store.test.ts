@@ -14,6 +14,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { S3Config } from '../lib/config.js';
 import { LimitExceededError, NotFoundError, SluiceError } from '../lib/errors.js';
+import { newFileId } from '../storage/file-id.js';
 import { S3Store } from '../storage/s3-store.js';
 import { S3Client, type PendingUpload } from '../storage/s3/client.js';
 import { saveStream } from '../storage/save-stream.js';
@@ -282,6 +283,37 @@ describe('S3Store through the Store interface', () => {
 
   rgwTest('freeBytes is unknown for S3', async () => {
     assert.equal(await store.freeBytes(), null);
+  });
+
+  rgwTest('documents: put, get, list, replace, delete under <prefix>.sluice/<kind>/<id>.json; never listed as files', async () => {
+    const [a, b] = [newFileId(), newFileId()];
+    assert.equal(await store.getDocument('fetch-job', a), null);
+    await store.putDocument('fetch-job', a, { state: 'running', bytes: 1 });
+    await store.putDocument('fetch-job', b, { state: 'queued' });
+    await store.putDocument('fetch-job', a, { state: 'done', bytes: 2 });
+    await store.putDocument('another-kind', a, [1, 2]);
+    assert.deepEqual(await store.getDocument('fetch-job', a), { state: 'done', bytes: 2 });
+    const listed = (await store.listDocuments('fetch-job')) as Array<{ state: string }>;
+    assert.deepEqual(listed.map((d) => d.state).sort(), ['done', 'queued']);
+    // Where they are, seen from behind the store's back.
+    assert.notEqual(await client.headObject(`${prefix}.sluice/fetch-job/${a}.json`), null);
+    assert.ok(!(await store.list()).some((r) => r.id === a || r.id === b), 'documents are not files');
+    await store.deleteDocument('fetch-job', a);
+    await store.deleteDocument('fetch-job', b);
+    await store.deleteDocument('another-kind', a);
+    assert.equal(await store.getDocument('fetch-job', a), null);
+    assert.deepEqual(await store.listDocuments('fetch-job'), []);
+    await assert.rejects(store.putDocument('fetch-job', '../x', {}));
+  });
+
+  rgwTest('resumable uploads are not supported on S3 yet: 501 NOT_SUPPORTED_BY_STORE; nothing to list or expire', async () => {
+    const notSupported = (err: unknown): boolean => err instanceof SluiceError && err.code === 'NOT_SUPPORTED_BY_STORE' && err.status === 501;
+    await assert.rejects(store.createUpload({ length: 1, meta: { field: null, filename: null, contentType: 'a/b' }, metadata: {}, partial: false }), notSupported);
+    await assert.rejects(store.getUpload(newFileId()), notSupported);
+    await assert.rejects(store.appendUpload(newFileId(), Readable.from([]), { offset: 0 }), notSupported);
+    await assert.rejects(store.deleteUpload(newFileId()), notSupported);
+    assert.deepEqual(await store.listUploads(), []);
+    assert.equal(await store.expireUploads(), 0);
   });
 });
 
