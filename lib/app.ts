@@ -249,6 +249,8 @@ export function createApp(deps: AppDeps): App {
 
   async function shutdown(graceMs: number): Promise<{ aborted: number }> {
     shuttingDown = true;
+    // Fetch jobs stop at once: their bytes are kept, and they go on after the restart.
+    const jobsStopped = fetchJobs.stop();
     server.close();
     server.closeIdleConnections();
     const all = (): Promise<unknown> => Promise.all([...inFlight].map((e) => e.done));
@@ -264,7 +266,7 @@ export function createApp(deps: AppDeps): App {
       await waitAtMost(all(), ABORT_WAIT_MS);
     }
     server.closeAllConnections();
-    await fetchJobs.stop();
+    await jobsStopped;
     // Destroying the last connections ends the bodies that handlers still read from; give them
     // a moment to remove their partial files before the caller exits the process.
     await waitAtMost(all(), ABORT_WAIT_MS);

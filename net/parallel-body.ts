@@ -51,6 +51,8 @@ export class ParallelBody extends Readable {
 
   constructor(first: UpstreamBody | null, span: Span, point: ResumePoint, settings: ParallelSettings, signal: AbortSignal) {
     super({ highWaterMark: 64 * 1024 });
+    // As in ResumingBody: readers see our error; one after they stopped must not crash the process.
+    this.on('error', () => {});
     this.span = span;
     this.point = point;
     this.settings = settings;

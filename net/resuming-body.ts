@@ -109,6 +109,9 @@ export class ResumingBody extends Readable {
   /** `point` null: the origin cannot be asked again, and a break fails the stream as it is. */
   constructor(first: UpstreamBody | null, span: Span, point: ResumePoint | null, settings: ResumeSettings, signal: AbortSignal) {
     super({ highWaterMark: 64 * 1024 });
+    // Whoever reads us sees our error (pipeline, async iteration); one raised after they stopped
+    // reading (an abort while the store winds down) must not be an uncaught exception.
+    this.on('error', () => {});
     this.span = span;
     this.position = span.start;
     this.point = point;
