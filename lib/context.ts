@@ -3,6 +3,7 @@ import type { Config } from './config.js';
 import type { Store } from '../storage/store.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
+import type { FetchJobs } from '../jobs/fetch-jobs.js';
 
 /** Everything a handler gets for one request. */
 export interface RequestContext {
@@ -25,6 +26,8 @@ export interface RequestContext {
    * request's headers have been judged (so a refusal comes before the body).
    */
   readonly sendContinue: () => void;
+  /** Background fetch jobs, and the settings and piece budget every stored fetch shares. */
+  readonly fetchJobs: FetchJobs;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void>;

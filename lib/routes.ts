@@ -7,6 +7,7 @@ import { handleMetrics } from '../handlers/metrics.js';
 import { handleUpload } from '../handlers/upload.js';
 import { handleDeleteFile, handleGetFile, handleListFiles } from '../handlers/files.js';
 import { handleFetch, handleFetchToStore } from '../handlers/fetch.js';
+import { handleDeleteFetchJob, handleGetFetchJob, handleListFetchJobs, handleSubmitFetchJob } from '../handlers/fetches.js';
 import { handleProxy } from '../handlers/proxy.js';
 import { handleWebPage } from '../handlers/web-page.js';
 import { handleUploadResource, handleUploadsCollection } from '../handlers/uploads.js';
@@ -57,6 +58,13 @@ const ROUTES: readonly RouteEntry[] = [
     methods: { GET: handleGetFile, HEAD: handleGetFile, DELETE: handleDeleteFile },
   },
   { name: 'fetch', ...plain, uploadMethods: ['POST'], match: (p) => p === '/fetch', methods: { GET: handleFetch, HEAD: handleFetch, POST: handleFetchToStore } },
+  { name: 'fetches', ...plain, match: (p) => p === '/fetches' || p === '/fetches/', methods: { GET: handleListFetchJobs, HEAD: handleListFetchJobs, POST: handleSubmitFetchJob } },
+  {
+    name: 'fetch-job',
+    ...plain,
+    match: (p) => p.startsWith('/fetches/') && p.length > '/fetches/'.length,
+    methods: { GET: handleGetFetchJob, HEAD: handleGetFetchJob, DELETE: handleDeleteFetchJob },
+  },
   { name: 'proxy', ...plain, upload: true, match: (p) => p === '/proxy', methods: { POST: handleProxy } },
   // Resumable uploads (tus 1.0.0 and draft-ietf-httpbis-resumable-upload): see resumable/.
   {
