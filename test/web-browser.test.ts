@@ -115,6 +115,10 @@ describe('web page in Chromium: the stored files', { skip: unavailable ?? false 
       const record = await open({ viewport: { width: 360, height: 740 }, colorScheme });
       const { page } = record;
       await fileRow(page, LONG_NAME).waitFor({ timeout: WAIT_MS });
+      // An upload row too: its long name, figures, buttons and sha256 once done.
+      const upload = `${colorScheme}-${LONG_NAME}`;
+      await page.setInputFiles('#file-input', { name: upload, mimeType: 'application/octet-stream', buffer: seededBytes(6, 1000) });
+      await page.locator('li.upload[data-state="done"]').filter({ has: page.locator('.name').getByText(upload, { exact: true }) }).waitFor({ timeout: WAIT_MS });
       const widths = (await page.evaluate('({ doc: document.documentElement.scrollWidth, body: document.body.scrollWidth, view: window.innerWidth })')) as { doc: number; body: number; view: number };
       assert.ok(widths.doc <= widths.view && widths.body <= widths.view, `${colorScheme}: ${JSON.stringify(widths)}`);
       const nameBox = await fileRow(page, LONG_NAME).locator('.name').boundingBox();
