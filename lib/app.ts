@@ -28,6 +28,7 @@ import { addCorsHeaders, allowedOrigin, answerPreflight, isPreflight } from './c
 import { isStickyHeader } from './sticky-headers.js';
 import { headerValue } from './header-value.js';
 import { startExpirySweep } from '../resumable/expiry-sweep.js';
+import { FetchJobs } from '../jobs/fetch-jobs.js';
 
 export interface AppDeps {
   readonly config: Config;
@@ -81,6 +82,7 @@ interface Counted {
 
 export function createApp(deps: AppDeps): App {
   const { config, log, metrics } = deps;
+  const fetchJobs = new FetchJobs(deps);
   const inFlight = new Set<InFlight>();
   const bySocket = new WeakMap<Socket, InFlight>();
   const counted = new WeakMap<Socket, Counted>();
@@ -204,7 +206,7 @@ export function createApp(deps: AppDeps): App {
       const url = parseTarget(req.url);
       const origin = allowedOrigin(req, config.corsOrigins);
       if (origin !== null) addCorsHeaders(res, origin);
-      const match = routeRequest(req.method ?? 'GET', url.pathname, headerValue(req.headers['x-http-method-override']));
+      const match = routeRequest(req.method ?? 'GET', url.pathname, headerValue(req.headers['x-http-method-override']), config);
       route = match.route;
       match.route?.prelude?.(req, res);
       if (origin !== null && isPreflight(req)) {
@@ -256,6 +258,7 @@ export function createApp(deps: AppDeps): App {
         metrics,
         sendContinue,
         grant,
+        fetchJobs,
       };
       const work = match.handler(ctx);
       handlerSettled = work.catch(() => {});
@@ -315,6 +318,8 @@ export function createApp(deps: AppDeps): App {
   async function shutdown(graceMs: number): Promise<{ aborted: number }> {
     shuttingDown = true;
     expirySweep.stop();
+    // Fetch jobs stop at once: their bytes are kept, and they go on after the restart.
+    const jobsStopped = fetchJobs.stop();
     server.close();
     server.closeIdleConnections();
     const all = (): Promise<unknown> => Promise.all([...inFlight].map((e) => e.done));
@@ -330,6 +335,7 @@ export function createApp(deps: AppDeps): App {
       await waitAtMost(all(), ABORT_WAIT_MS);
     }
     server.closeAllConnections();
+    await jobsStopped;
     // Destroying the last connections ends the bodies that handlers still read from; give them
     // a moment to remove their partial files before the caller exits the process.
     await waitAtMost(all(), ABORT_WAIT_MS);
