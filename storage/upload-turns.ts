@@ -65,6 +65,11 @@ export class UploadTurns {
     return n;
   }
 
+  /** Drops the entry of an upload that does not exist, once nobody holds or waits for it. */
+  forgetIfIdle(entry: UploadEntry): void {
+    if (entry.users === 0 && !entry.stored && this.#entries.get(entry.id) === entry) this.#entries.delete(entry.id);
+  }
+
   /** Waits for the turn on `id`; `takeover`: first ends the running turn and supersedes the waiting ones. */
   async take(id: string, takeover: boolean): Promise<Turn> {
     const entry = this.entry(id);
@@ -89,7 +94,7 @@ export class UploadTurns {
       entry.running = null;
       entry.users -= 1;
       done();
-      if (entry.users === 0 && !entry.stored) this.#entries.delete(id);
+      this.forgetIfIdle(entry);
     };
     if (controller.signal.aborted) {
       release();
