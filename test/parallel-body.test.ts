@@ -1,6 +1,7 @@
 /**
- * ParallelBody on its own, against the ranged test origin: bytes in order whatever the pieces'
- * timing, pieces held only with room from the shared budget, and everything let go on destroy.
+ * ParallelBody and ResumingBody on their own, against the ranged test origin: bytes in order
+ * whatever the pieces' timing, pieces held only with room from the shared budget, everything let
+ * go on destroy, and every retry checked by the SSRF guard again.
  */
 import { strict as assert } from 'node:assert';
 import { after, before, test } from 'node:test';
@@ -8,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ParallelBody } from '../net/parallel-body.js';
 import { PieceBudget } from '../net/piece-budget.js';
 import { resumePointOf } from '../net/resume-point.js';
+import { ResumingBody } from '../net/resuming-body.js';
 import { openUpstream } from '../net/upstream.js';
 import { generateBytes } from './helpers/origin.js';
 import { startRangedOrigin, type RangedOrigin } from './helpers/ranged-origin.js';
@@ -70,4 +72,20 @@ test('a budget already spent: one connection, still byte-exact', async () => {
   assert.ok(Buffer.concat(chunks).equals(Buffer.concat([...generateBytes('pb-spent', 0, size)])));
   assert.equal(origin.open.max, 1);
   assert.equal(budget.inUse, 1, 'the room taken before is still taken; none more');
+});
+
+test('every retry passes the SSRF guard again: a refused address ends the transfer with 403, with no more tries', async () => {
+  const size = 1024 * KiB;
+  // The first request is let through (FETCH_ALLOW); the retry's settings allow nothing.
+  const upstream = await openUpstream(new URL(origin.file({ size, seed: 'pb-ssrf', breaks: 300 * KiB })), { headers: {}, timeoutMs: 2_000, allow: ['127.0.0.1'], signal: new AbortController().signal });
+  const r = resumePointOf(upstream.url, upstream.status, upstream.headers);
+  assert.ok(r !== null);
+  const body = new ResumingBody(upstream.body, r.span, r.point, { retries: 5, timeoutMs: 2_000, allow: [] }, new AbortController().signal);
+  await assert.rejects(
+    (async () => {
+      for await (const _ of body);
+    })(),
+    (err: Error & { code?: string; status?: number }) => err.code === 'FORBIDDEN_ADDRESS' && err.status === 403,
+  );
+  assert.equal(origin.requests.filter((q) => q.key === 'pb-ssrf').length, 1, 'the refused retry never reached the origin');
 });
