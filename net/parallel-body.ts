@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { PieceBudget } from './piece-budget.js';
 import type { ResumePoint, Span } from './resume-point.js';
-import { ResumingBody, type ResumeSettings } from './resuming-body.js';
+import { destroyOnAbort, ResumingBody, type ResumeSettings } from './resuming-body.js';
 import type { UpstreamBody } from './upstream-body.js';
 
 export interface ParallelSettings extends ResumeSettings {
@@ -58,14 +58,10 @@ export class ParallelBody extends Readable {
     this.settings = settings;
     this.first = first;
     this.count = Math.max(1, Math.ceil((span.end + 1 - span.start) / settings.pieceBytes));
-    const onAbort = (): void => void this.destroy(signal.reason instanceof Error ? signal.reason : undefined);
-    if (signal.aborted) {
+    if (!destroyOnAbort(this, signal)) {
       first?.destroy();
-      onAbort();
       return;
     }
-    signal.addEventListener('abort', onAbort, { once: true });
-    this.once('close', () => signal.removeEventListener('abort', onAbort));
     this.startPieces();
   }
 

@@ -116,14 +116,10 @@ export class ResumingBody extends Readable {
     this.position = span.start;
     this.point = point;
     this.settings = settings;
-    const onAbort = (): void => void this.destroy(signal.reason instanceof Error ? signal.reason : undefined);
-    if (signal.aborted) {
+    if (!destroyOnAbort(this, signal)) {
       first?.destroy();
-      onAbort();
       return;
     }
-    signal.addEventListener('abort', onAbort, { once: true });
-    this.once('close', () => signal.removeEventListener('abort', onAbort));
     if (span.start > span.end) {
       first?.destroy();
       this.push(null);
@@ -230,6 +226,21 @@ export class ResumingBody extends Readable {
     if (this.current !== null) this.detach(this.current);
     callback(err);
   }
+}
+
+/**
+ * Ties `stream` to `signal` (the client going away, a cancelled job): its abort destroys the
+ * stream with the signal's reason. False, and the stream destroyed, when it has aborted already.
+ */
+export function destroyOnAbort(stream: Readable, signal: AbortSignal): boolean {
+  const onAbort = (): void => void stream.destroy(signal.reason instanceof Error ? signal.reason : undefined);
+  if (signal.aborted) {
+    onAbort();
+    return false;
+  }
+  signal.addEventListener('abort', onAbort, { once: true });
+  stream.once('close', () => signal.removeEventListener('abort', onAbort));
+  return true;
 }
 
 /** The last failure, saying that it ended `retries` retries in a row. */

@@ -242,6 +242,19 @@ describe('POST /fetch resumes, verifies digests, fetches in parallel', () => {
     assert.equal(sha(await readFile(join(server.dataDir, json.id as string))), fileSha256(key, size));
   });
 
+  test('a POST /fetch longer than IDLE_TIMEOUT_MS is not cut while the origin delivers (regression: 408 after 60 s of a 4 GiB fetch)', async () => {
+    const patient = await startServer({ FETCH_ALLOW: '127.0.0.1', IDLE_TIMEOUT_MS: '1000' });
+    try {
+      const size = 3 * MiB;
+      // About 3 s at 1 MiB/s, with the client's connection silent all along.
+      const { status, json } = await postFetch(patient, { url: origin.file({ size, seed: 'post-idle', rate: MiB }) });
+      assert.equal(status, 201, JSON.stringify(json));
+      assert.equal(json.sha256, fileSha256('post-idle', size));
+    } finally {
+      await patient.close();
+    }
+  });
+
   const changed: [string, Record<string, string>][] = [
     ['a changed ETag', { etag: 'changing' }],
     ['a 200 to Range with the same ETag', { ranges: 'refuse' }],

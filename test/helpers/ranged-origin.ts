@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { generateBytes, sha256Of } from './origin.js';
+import { drainOrClose, generateBytes, sha256Of } from './origin.js';
 
 /**
  * A test origin for resumable fetching: `GET /file?size=N&seed=S&...` serves N seeded bytes
@@ -183,18 +183,6 @@ async function breakConnection(res: ServerResponse, how: string): Promise<void> 
   await sleep(30);
   if (how === 'close') socket.end();
   else socket.resetAndDestroy();
-}
-
-function drainOrClose(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
 }
 
 /** sha256 of the bytes a `/file` with this seed and size serves (not for `etag=changing`). */
