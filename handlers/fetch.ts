@@ -85,9 +85,7 @@ export async function handleFetch(ctx: RequestContext): Promise<void> {
  */
 export async function handleFetchToStore(ctx: RequestContext): Promise<void> {
   const request = await readFetchRequest(ctx);
-  const keepAlive = keepClientAlive(ctx);
-  const counted = ctx.fetchJobs.settings('fetch', { onRetry: (r) => logRetry(ctx, r) });
-  const settings = { ...counted, onBytes: (bytes: number) => (counted.onBytes?.(bytes), keepAlive()) };
+  const settings = ctx.fetchJobs.settings('fetch', { onRetry: (r) => logRetry(ctx, r) });
   const upstream = await openUpstream(request.url, { ...upstreamOptions(ctx, {}), onBytes: settings.onBytes });
   let wanted: string[];
   try {
@@ -118,24 +116,6 @@ export async function handleFetchToStore(ctx: RequestContext): Promise<void> {
   ctx.metrics.filesStored(1);
   // RFC 9110 15.3.2: 201 with Location naming the new resource.
   sendJson(ctx.res, 201, record, { location: `/files/${record.id}` });
-}
-
-/**
- * The client of `POST /fetch` waits in silence for its answer while the origin's bytes arrive;
- * IDLE_TIMEOUT_MS is for a stalled client, not for one whose transfer moves (a 4 GiB fetch from
- * an origin at 50 MB/s takes 86 s). So origin progress restarts the client connection's idle
- * timer (socket.setTimeout re-arms it), at most every second and well within the timeout; a
- * stalled origin is FETCH_TIMEOUT_MS's.
- */
-function keepClientAlive(ctx: RequestContext): () => void {
-  const every = Math.min(1_000, ctx.config.idleTimeoutMs / 4);
-  let last = 0;
-  return () => {
-    const now = Date.now();
-    if (now - last < every) return;
-    last = now;
-    ctx.req.socket.setTimeout(ctx.config.idleTimeoutMs);
-  };
 }
 
 function logRetry(ctx: RequestContext, retry: RetryEvent): void {

@@ -55,6 +55,8 @@ export interface App {
 
 /** A request in flight, as the server (not the handler) tracks it. */
 interface InFlight {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
   readonly controller: AbortController;
   readonly done: Promise<void>;
 }
@@ -172,6 +174,10 @@ export function createApp(deps: AppDeps): App {
   server.setTimeout(config.idleTimeoutMs, (socket: Socket) => {
     const current = bySocket.get(socket);
     if (current === undefined) return void socket.destroy();
+    // The body is all in and no answer has started: the wait is the server's own (the final
+    // sync of an upload, the origin of POST /fetch, a takeover), not an idle client's. The
+    // answer's first bytes re-arm the timer; a stalled origin or store has its own timeout.
+    if (current.req.complete && !current.res.headersSent) return;
     current.controller.abort(new RequestTimeoutError(`No data for ${config.idleTimeoutMs} ms`));
   });
 
@@ -186,7 +192,7 @@ export function createApp(deps: AppDeps): App {
 
     const controller = new AbortController();
     let resolveDone: () => void = () => {};
-    const entry: InFlight = { controller, done: new Promise((r) => (resolveDone = r)) };
+    const entry: InFlight = { req, res, controller, done: new Promise((r) => (resolveDone = r)) };
     // Settles when the handler itself does, which may be after its answer was sent (an abort
     // answers at once while the handler still removes its files). Shutdown waits for it.
     let handlerSettled: Promise<unknown> = Promise.resolve();
