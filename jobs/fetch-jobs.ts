@@ -130,6 +130,14 @@ export class FetchJobs {
     return job;
   }
 
+  /**
+   * Whether `id` is a job still queued or running here: its upload is sluice's own, fed by the
+   * job, and the resumable routes must not reach it (a HEAD there would take its append over).
+   */
+  isActive(id: string): boolean {
+    return this.running.has(id) || this.queue.includes(id);
+  }
+
   async get(id: string): Promise<FetchJob | null> {
     await this.loaded;
     return this.jobs.get(id) ?? null;

@@ -164,6 +164,29 @@ describe('/fetches: background fetch jobs', () => {
     assert.equal((await fetch(`${server.url}/fetches/${id}`, { method: 'DELETE' })).status, 404);
   });
 
+  test('a running job\'s upload is not reachable through /uploads: HEAD, PATCH and DELETE there are 404, and the job ends byte-exact', async () => {
+    // Regression: HEAD /uploads/<job id> took the job's append over (quick takeover), as it would
+    // a client's dead PATCH.
+    const size = 6 * MiB;
+    const key = 'job-not-an-upload';
+    const { json } = await submit(server.url, { url: origin.file({ size, seed: key, rate: 3 * MiB }) });
+    const id = json.id as string;
+    await waitFor(server.url, id, (j) => j.state === 'running' && j.bytes > 0, 'running with bytes');
+    const tus = { 'tus-resumable': '1.0.0' };
+    assert.equal((await fetch(`${server.url}/uploads/${id}`, { method: 'HEAD', headers: tus })).status, 404);
+    const patch = await fetch(`${server.url}/uploads/${id}`, {
+      method: 'PATCH',
+      headers: { ...tus, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
+      body: Buffer.alloc(10),
+    });
+    assert.equal(patch.status, 404);
+    assert.equal((await fetch(`${server.url}/uploads/${id}`, { method: 'DELETE', headers: tus })).status, 404);
+    const job = await waitFor(server.url, id, finished, 'finished');
+    assert.equal(job.state, 'done', JSON.stringify(job.error));
+    assert.equal(job.retries, 0, 'the job\'s append was never taken over');
+    assert.equal(job.file?.sha256, fileSha256(key, size));
+  });
+
   test('DELETE of a queued job: 200 cancelled, it never runs', async () => {
     const one = await startServer({ FETCH_ALLOW: '127.0.0.1', MAX_FETCH_JOBS: '1' });
     try {
