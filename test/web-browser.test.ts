@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { browserUnavailable, launchChromium, openPage, type PageRecord } from './helpers/browser.js';
-import { rawRequest, seededBytes, sha256 } from './helpers/http.js';
+import { poll, rawRequest, seededBytes, sha256 } from './helpers/http.js';
 import { assertNoPageErrors, assertSameOrigin, fileRow, storedFiles, WAIT_MS } from './helpers/page-checks.js';
 import { startOrigin, sha256Of, type Origin } from './helpers/origin.js';
 import { startServer, type TestServer } from './helpers/server.js';
@@ -121,8 +121,11 @@ describe('web page in Chromium: the stored files', { skip: unavailable ?? false 
       await page.locator('li.upload[data-state="done"]').filter({ has: page.locator('.name').getByText(upload, { exact: true }) }).waitFor({ timeout: WAIT_MS });
       const widths = (await page.evaluate('({ doc: document.documentElement.scrollWidth, body: document.body.scrollWidth, view: window.innerWidth })')) as { doc: number; body: number; view: number };
       assert.ok(widths.doc <= widths.view && widths.body <= widths.view, `${colorScheme}: ${JSON.stringify(widths)}`);
-      const nameBox = await fileRow(page, LONG_NAME).locator('.name').boundingBox();
-      assert.ok(nameBox !== null && nameBox.x + nameBox.width <= 360, 'the long name wraps inside the page');
+      // The list is drawn again when the upload ends: measure the row once it is laid out.
+      let nameBox: { x: number; width: number } | null = null;
+      await poll('the long name laid out', async () => (nameBox = await fileRow(page, LONG_NAME).locator('.name').boundingBox()) !== null, WAIT_MS);
+      const box = nameBox as unknown as { x: number; width: number };
+      assert.ok(box.x + box.width <= 360, `the long name wraps inside the page: ${JSON.stringify(box)}`);
       const colors = (await page.evaluate('({ fg: getComputedStyle(document.body).color, bg: getComputedStyle(document.body).backgroundColor })')) as { fg: string; bg: string };
       backgrounds.push(colors.bg);
       assert.notEqual(colors.fg, colors.bg);
