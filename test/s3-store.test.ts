@@ -305,16 +305,6 @@ describe('S3Store through the Store interface', () => {
     assert.deepEqual(await store.listDocuments('fetch-job'), []);
     await assert.rejects(store.putDocument('fetch-job', '../x', {}));
   });
-
-  rgwTest('resumable uploads are not supported on S3 yet: 501 NOT_SUPPORTED_BY_STORE; nothing to list or expire', async () => {
-    const notSupported = (err: unknown): boolean => err instanceof SluiceError && err.code === 'NOT_SUPPORTED_BY_STORE' && err.status === 501;
-    await assert.rejects(store.createUpload({ length: 1, meta: { field: null, filename: null, contentType: 'a/b' }, metadata: {}, partial: false }), notSupported);
-    await assert.rejects(store.getUpload(newFileId()), notSupported);
-    await assert.rejects(store.appendUpload(newFileId(), Readable.from([]), { offset: 0 }), notSupported);
-    await assert.rejects(store.deleteUpload(newFileId()), notSupported);
-    assert.deepEqual(await store.listUploads(), []);
-    assert.equal(await store.expireUploads(), 0);
-  });
 });
 
 describe('S3 errors from a real gateway', () => {
