@@ -27,6 +27,7 @@ import { summarize } from './lib/summary.js';
 import { checkTargets } from './lib/targets.js';
 import type { BenchContext, RowResult } from './lib/types.js';
 import { knownNames, planRows, REFERENCE_SIZE } from './scenarios/index.js';
+import { resumableNotes } from './scenarios/resumable.js';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoDir = resolve(benchDir, '..');
@@ -131,6 +132,7 @@ async function main(args: RunArgs): Promise<number> {
     `Every server ran with ${formatEnv(processEnv)} (from deploy/sluice.service) unless its row says otherwise.`;
   const sections = [header];
   if (rows.length > 0) sections.push(formatRowsTable(rows));
+  if (resumableNotes.length > 0) sections.push(`Resumable uploads:\n\n${resumableNotes.map((n) => `- ${n}`).join('\n')}`);
   if (parser !== null) sections.push(`Parser micro-benchmark (in process, median of ${parser.rounds} rounds):\n\n${formatParserTable(parser)}`);
   if (targets.length > 0) sections.push(`Targets:\n\n${formatTargets(targets)}`);
   if (failures.length > 0) sections.push(`Failures:\n\n${failures.map((f) => `- ${f.split('\n')[0]}`).join('\n')}`);

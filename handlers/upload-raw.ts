@@ -34,7 +34,7 @@ export async function receiveRaw(ctx: RequestContext): Promise<UploadResult> {
 }
 
 /** The client's name for the file; an empty one (`?filename=`, `filename=""`, only `..`) is no name, as in multipart. */
-function rawFilename(url: URL, disposition: string | undefined): string | null {
+export function rawFilename(url: URL, disposition: string | undefined): string | null {
   const fromQuery = url.searchParams.get('filename');
   if (fromQuery !== null) return lastPathSegment(fromQuery) || null;
   if (disposition === undefined) return null;

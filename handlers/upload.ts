@@ -4,16 +4,8 @@ import { receiveMultipart } from './upload-multipart.js';
 import { receiveRaw } from './upload-raw.js';
 import { sendJson } from '../lib/respond.js';
 import type { FileRecord } from '../storage/store.js';
-
-/** One entry of the upload answer: the record without `created`, as issue #2 specifies. */
-export interface UploadedFile {
-  readonly id: string;
-  readonly field: string | null;
-  readonly filename: string | null;
-  readonly contentType: string;
-  readonly size: number;
-  readonly sha256: string;
-}
+import { uploadAnswer } from '../lib/upload-answer.js';
+import { serveResumableUpgrade, wantsResumableUpgrade } from '../resumable/serve.js';
 
 export interface UploadResult {
   readonly files: readonly FileRecord[];
@@ -27,12 +19,12 @@ export interface UploadResult {
  */
 export async function handleUpload(ctx: RequestContext): Promise<void> {
   const contentType = ctx.req.headers['content-type'];
+  // A raw body offered as a resumable upload (the draft's `Upload-Complete` with an interop version
+  // implemented here): made resumable, answered as below when it completes in one go.
+  if (!isMultipartFormData(contentType) && wantsResumableUpgrade(ctx)) return serveResumableUpgrade(ctx);
   const result = isMultipartFormData(contentType)
     ? await receiveMultipart(ctx, boundaryFromContentType(contentType))
     : await receiveRaw(ctx);
   ctx.metrics.filesStored(result.files.length);
-  sendJson(ctx.res, 201, {
-    files: result.files.map(({ id, field, filename, contentType: type, size, sha256 }): UploadedFile => ({ id, field, filename, contentType: type, size, sha256 })),
-    fields: result.fields,
-  });
+  sendJson(ctx.res, 201, uploadAnswer(result.files, result.fields));
 }

@@ -19,12 +19,18 @@ import type { Metrics } from './metrics.js';
 import { sendError, toSluiceError } from './respond.js';
 import type { Store } from '../storage/store.js';
 import { routeRequest, type Route } from './routes.js';
+import { addCorsHeaders, allowedOrigin, answerPreflight, isPreflight } from './cors.js';
+import { isStickyHeader } from './sticky-headers.js';
+import { headerValue } from './header-value.js';
+import { startExpirySweep } from '../resumable/expiry-sweep.js';
 
 export interface AppDeps {
   readonly config: Config;
   readonly store: Store;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** How often expired resumable uploads are looked for (default: every minute); tests shorten it. */
+  readonly expirySweepMs?: number;
 }
 
 export interface App {
@@ -72,6 +78,8 @@ export function createApp(deps: AppDeps): App {
   const brokenBody = new WeakSet<Socket>();
   let uploadsInFlight = 0;
   let shuttingDown = false;
+  // Incomplete resumable uploads past UPLOAD_EXPIRY_MS go at start-up and then every minute.
+  const expirySweep = startExpirySweep({ store: deps.store, log, metrics, ...(deps.expirySweepMs === undefined ? {} : { intervalMs: deps.expirySweepMs }) });
 
   const server = createServer(
     {
@@ -170,8 +178,15 @@ export function createApp(deps: AppDeps): App {
     let isUpload = false;
     try {
       const url = parseTarget(req.url);
-      const match = routeRequest(req.method ?? 'GET', url.pathname);
+      const origin = allowedOrigin(req, config.corsOrigins);
+      if (origin !== null) addCorsHeaders(res, origin);
+      const match = routeRequest(req.method ?? 'GET', url.pathname, headerValue(req.headers['x-http-method-override']));
       route = match.route;
+      if (origin !== null && isPreflight(req)) {
+        // Before authentication: browsers send no credentials on a preflight.
+        answerPreflight(req, res, match.kind === 'not-found' ? [] : match.methods);
+        return;
+      }
       if (match.kind === 'not-found') throw new NotFoundError(`No route for ${url.pathname}`);
       if (match.kind === 'method') throw new MethodNotAllowedError(match.allowed);
       if (match.route.auth && !authorized(req, config.authToken)) throw new UnauthorizedError();
@@ -188,8 +203,28 @@ export function createApp(deps: AppDeps): App {
         isUpload = true;
         metrics.uploadStarted();
       }
-      if (expectsContinue) res.writeContinue();
-      const ctx: RequestContext = { req, res, url, config, store: deps.store, signal: controller.signal, requestId, log, metrics };
+      let continued = !expectsContinue;
+      // Once, and only while no answer has started: a handler that refuses the request after
+      // reading its headers answers instead (the body is then never sent).
+      const sendContinue = (): void => {
+        if (continued || res.headersSent) return;
+        continued = true;
+        res.writeContinue();
+      };
+      if (!match.route.deferContinue) sendContinue();
+      const ctx: RequestContext = {
+        req,
+        res,
+        url,
+        method: match.method,
+        config,
+        store: deps.store,
+        signal: controller.signal,
+        requestId,
+        log,
+        metrics,
+        sendContinue,
+      };
       const work = match.handler(ctx);
       handlerSettled = work.catch(() => {});
       await abortable(work, controller.signal);
@@ -200,10 +235,10 @@ export function createApp(deps: AppDeps): App {
       if (controller.signal.aborted && !(caught instanceof SluiceError)) err = toSluiceError(controller.signal.reason);
       errorCode = err.code;
       if (isUpload) metrics.uploadFinished('aborted');
-      if (err.status >= 500 && err.status !== 502 && err.status !== 503 && err.status !== 504 && err.status !== 507) {
+      if (err.status >= 500 && err.status !== 501 && err.status !== 502 && err.status !== 503 && err.status !== 504 && err.status !== 507) {
         log.error('request failed', { requestId, err: caught });
       } else if (err.status >= 500) {
-        log.warn('upstream or capacity failure', { requestId, code: err.code, message: err.message, cause: err.cause });
+        log.warn('upstream, capacity or unsupported-feature failure', { requestId, code: err.code, message: err.message, cause: err.cause });
       }
       // A server-side abort (idle timeout, shutdown past its grace) while the body is unfinished:
       // the client is stalled or we are leaving, so after the answer the connection goes too.
@@ -247,6 +282,7 @@ export function createApp(deps: AppDeps): App {
 
   async function shutdown(graceMs: number): Promise<{ aborted: number }> {
     shuttingDown = true;
+    expirySweep.stop();
     server.close();
     server.closeIdleConnections();
     const all = (): Promise<unknown> => Promise.all([...inFlight].map((e) => e.done));
@@ -322,7 +358,10 @@ function answerError(req: IncomingMessage, res: ServerResponse, socket: Socket, 
     }
   }
   // Headers that a handler set for a success (content-length, etag...) must not leak into the error.
-  for (const name of res.getHeaderNames()) if (name !== 'x-request-id' && name !== 'connection') res.removeHeader(name);
+  // CORS and the tus version (sticky headers) stay: they belong to the request, not to its outcome.
+  for (const name of res.getHeaderNames()) {
+    if (name !== 'x-request-id' && name !== 'connection' && !isStickyHeader(res, name)) res.removeHeader(name);
+  }
   sendError(res, err);
 }
 

@@ -33,6 +33,12 @@ export interface Config {
   readonly proxyTimeoutMs: number;
   readonly store: 'local' | 's3';
   readonly s3: S3Config;
+  /** Incomplete resumable uploads at once; creating one more is refused (503). */
+  readonly maxPendingUploads: number;
+  /** An incomplete resumable upload is removed this long after its last byte arrived. */
+  readonly uploadExpiryMs: number;
+  /** Origins allowed to call sluice from a browser: empty = no CORS headers at all; `['*']` = any. */
+  readonly corsOrigins: readonly string[];
 }
 
 export interface S3Config {
@@ -96,6 +102,9 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'FETCH_ALLOW', kind: 'list', fallback: '', help: 'comma-separated host or host:port exempt from the SSRF guard' },
   { env: 'PROXY_TARGET', kind: 'url', fallback: '', help: 'destination URL of POST /proxy (unset: 503)' },
   { env: 'PROXY_TIMEOUT_MS', kind: 'ms', fallback: '30000', help: 'wait this long for the proxy destination (504)' },
+  { env: 'MAX_PENDING_UPLOADS', kind: 'count', fallback: '1000', help: 'incomplete resumable uploads at once (503 beyond)' },
+  { env: 'UPLOAD_EXPIRY_MS', kind: 'ms', fallback: '86400000', help: 'remove an incomplete resumable upload this long after its last byte' },
+  { env: 'CORS_ORIGINS', kind: 'list', fallback: '', help: 'comma-separated origins (or *) allowed from browsers; unset: no CORS headers' },
   { env: 'STORE', kind: 'enum', fallback: 'local', help: 'where files live', choices: ['local', 's3'] },
   { env: 'S3_ENDPOINT', kind: 'url', fallback: '', help: 'S3 endpoint (unset: AWS for S3_REGION)' },
   { env: 'S3_REGION', kind: 'string', fallback: 'us-east-1', help: 'S3 region (SigV4 scope)' },
@@ -184,6 +193,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
     proxyTarget: parse('PROXY_TARGET', httpUrl),
     proxyTimeoutMs: parse('PROXY_TIMEOUT_MS', positiveMs),
     store: parse('STORE', choice) as 'local' | 's3',
+    maxPendingUploads: parse('MAX_PENDING_UPLOADS', positiveCount),
+    uploadExpiryMs: parse('UPLOAD_EXPIRY_MS', positiveMs),
+    corsOrigins: parse('CORS_ORIGINS', origins),
     s3: {
       endpoint: parse('S3_ENDPOINT', httpUrl)?.href.replace(/\/$/, '') ?? null,
       region: parse('S3_REGION', nonEmpty),
@@ -270,6 +282,26 @@ function list(text: string): string[] {
     .split(',')
     .map((x) => x.trim().toLowerCase())
     .filter((x) => x !== '');
+}
+/** `*`, or origins as browsers send them (`https://app.example.com:8443`, no path), compared exactly. */
+function origins(text: string, s: Setting): string[] {
+  const items = list(text);
+  if (items.includes('*')) {
+    if (items.length > 1) fail(s, text, '* alone, or a list of origins');
+    return ['*'];
+  }
+  return items.map((item) => {
+    let url: URL;
+    try {
+      url = new URL(item);
+    } catch {
+      return fail(s, text, 'origins such as https://app.example.com (scheme, host, optional port)');
+    }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== item.replace(/\/$/, '')) {
+      fail(s, text, 'origins such as https://app.example.com (scheme, host, optional port)');
+    }
+    return url.origin;
+  });
 }
 function httpUrl(text: string, s: Setting): URL | null {
   if (text === '') return null;

@@ -10,6 +10,8 @@ export interface RequestContext {
   readonly res: ServerResponse;
   /** The request target, parsed against a dummy origin (only path and query are meaningful). */
   readonly url: URL;
+  /** The method the route was chosen by: the request's, or its `X-HTTP-Method-Override` where the route honours that. */
+  readonly method: string;
   readonly config: Config;
   readonly store: Store;
   /** Aborted when the client goes away, the body idles out, or shutdown gives up on the request. */
@@ -17,6 +19,12 @@ export interface RequestContext {
   readonly requestId: string;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /**
+   * Sends `100 Continue` if the client asked for it and nothing was sent yet. The server calls it
+   * before the handler, except on routes with `deferContinue`, whose handlers call it once the
+   * request's headers have been judged (so a refusal comes before the body).
+   */
+  readonly sendContinue: () => void;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void>;

@@ -25,6 +25,20 @@ export class SluiceError extends Error {
   }
 }
 
+/**
+ * An error answered as RFC 9457 problem details (`application/problem+json`), for protocols that
+ * define problem types (draft-ietf-httpbis-resumable-upload's mismatching-upload-offset, ...). The
+ * body carries the problem's members and, as every sluice error, `error: {code, message}`.
+ */
+export class ProblemError extends SluiceError {
+  /** `type`, `title` and the type's extension members. */
+  readonly problem: Readonly<Record<string, unknown>>;
+  constructor(code: string, message: string, status: number, problem: Record<string, unknown>, options?: { cause?: unknown; headers?: Record<string, string> }) {
+    super(code, message, status, options);
+    this.problem = problem;
+  }
+}
+
 /** 400: the client sent something we cannot parse (bad multipart framing, bad header, bad JSON). */
 export class MalformedRequestError extends SluiceError {
   constructor(code: string, message: string, options?: { cause?: unknown }) {

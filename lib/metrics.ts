@@ -11,11 +11,17 @@ export interface RequestObservation {
   readonly bytesOut: number;
 }
 
+export type ResumableEvent = 'created' | 'completed' | 'expired' | 'terminated';
+
 export interface Metrics {
   observeRequest(observation: RequestObservation): void;
   uploadStarted(): void;
   uploadFinished(outcome: 'ok' | 'aborted'): void;
   filesStored(count: number): void;
+  /** Resumable uploads created, completed (became a file, or a partial upload done), expired or terminated. */
+  resumableUploads(event: ResumableEvent, count?: number): void;
+  /** Body bytes a resumable upload took (POST and PATCH bodies that reached the store). */
+  resumableBytes(count: number): void;
   /** Prometheus text exposition format 0.0.4. */
   render(): Promise<string>;
 }

@@ -1,5 +1,5 @@
 import { readdir, readFile } from 'node:fs/promises';
-import type { Metrics, RequestObservation } from './metrics.js';
+import type { Metrics, RequestObservation, ResumableEvent } from './metrics.js';
 
 /** Request duration buckets in seconds: from a health check to a many-GiB transfer. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
@@ -19,6 +19,8 @@ export function createMetrics(): Metrics {
   let uploadsInFlight = 0;
   let filesTotal = 0;
   let abortedTotal = 0;
+  const resumable: Record<ResumableEvent, number> = { created: 0, completed: 0, expired: 0, terminated: 0 };
+  let resumableBytes = 0;
 
   const add = (map: Map<string, number>, key: string, n: number): void => void map.set(key, (map.get(key) ?? 0) + n);
 
@@ -47,6 +49,12 @@ export function createMetrics(): Metrics {
     filesStored(count: number): void {
       filesTotal += count;
     },
+    resumableUploads(event: ResumableEvent, count = 1): void {
+      resumable[event] += count;
+    },
+    resumableBytes(count: number): void {
+      resumableBytes += count;
+    },
     async render(): Promise<string> {
       const out: string[] = [];
       const family = (name: string, type: string, help: string): void => void out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -69,6 +77,18 @@ export function createMetrics(): Metrics {
       out.push(`sluice_upload_files_total ${filesTotal}`);
       family('sluice_upload_aborted_total', 'counter', 'Uploads that failed or were aborted; their files were removed.');
       out.push(`sluice_upload_aborted_total ${abortedTotal}`);
+      const events: ReadonlyArray<[ResumableEvent, string]> = [
+        ['created', 'Resumable uploads created (tus or draft).'],
+        ['completed', 'Resumable uploads completed: stored as a file, or a partial upload finished.'],
+        ['expired', 'Incomplete resumable uploads removed after UPLOAD_EXPIRY_MS.'],
+        ['terminated', 'Resumable uploads terminated by the client (DELETE).'],
+      ];
+      for (const [event, help] of events) {
+        family(`sluice_resumable_uploads_${event}_total`, 'counter', help);
+        out.push(`sluice_resumable_uploads_${event}_total ${resumable[event]}`);
+      }
+      family('sluice_resumable_received_bytes_total', 'counter', 'Body bytes of resumable uploads that reached the store.');
+      out.push(`sluice_resumable_received_bytes_total ${resumableBytes}`);
       out.push(...(await processMetrics()));
       return `${out.join('\n')}\n`;
     },

@@ -4,6 +4,7 @@ import {
   InsufficientStorageError,
   InternalError,
   MalformedRequestError,
+  ProblemError,
   SluiceError,
 } from './errors.js';
 
@@ -48,10 +49,11 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 export function sendError(res: ServerResponse, err: SluiceError): void {
-  const text = `${errorBody(err)}\n`;
+  const problem = err instanceof ProblemError;
+  const text = problem ? `${JSON.stringify({ ...err.problem, error: { code: err.code, message: err.message } })}\n` : `${errorBody(err)}\n`;
   res.statusCode = err.status;
   for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
-  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.setHeader('content-type', problem ? 'application/problem+json' : 'application/json; charset=utf-8');
   res.setHeader('content-length', Buffer.byteLength(text));
   res.setHeader('cache-control', 'no-store');
   res.end(text);

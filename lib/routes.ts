@@ -5,6 +5,7 @@ import { handleUpload } from '../handlers/upload.js';
 import { handleDeleteFile, handleGetFile, handleListFiles } from '../handlers/files.js';
 import { handleFetch, handleFetchToStore } from '../handlers/fetch.js';
 import { handleProxy } from '../handlers/proxy.js';
+import { handleUploadResource, handleUploadsCollection } from '../handlers/uploads.js';
 
 export interface Route {
   /** Low-cardinality name for logs and metrics (`files`, not `/files/abc...`). */
@@ -14,6 +15,8 @@ export interface Route {
   readonly upload: boolean;
   /** Its body is checked against MAX_FILE_BYTES and free space before it is read. */
   readonly storesBody: boolean;
+  /** The handler sends `100 Continue` itself (`ctx.sendContinue`), after judging the headers. */
+  readonly deferContinue?: boolean;
 }
 
 interface RouteEntry extends Route {
@@ -21,6 +24,11 @@ interface RouteEntry extends Route {
   readonly uploadMethods?: readonly string[];
   readonly match: (path: string) => boolean;
   readonly methods: Readonly<Record<string, Handler>>;
+  /**
+   * `X-HTTP-Method-Override` names the method (tus 1.0.0 core: "MUST be interpreted as the
+   * request's method by the Server"), for clients that cannot send PATCH or DELETE.
+   */
+  readonly methodOverride?: boolean;
 }
 
 const plain = { auth: true, upload: false, storesBody: false } as const;
@@ -39,18 +47,49 @@ const ROUTES: readonly RouteEntry[] = [
   },
   { name: 'fetch', ...plain, uploadMethods: ['POST'], match: (p) => p === '/fetch', methods: { GET: handleFetch, HEAD: handleFetch, POST: handleFetchToStore } },
   { name: 'proxy', ...plain, upload: true, match: (p) => p === '/proxy', methods: { POST: handleProxy } },
+  // Resumable uploads (tus 1.0.0 and draft-ietf-httpbis-resumable-upload): see resumable/.
+  {
+    name: 'uploads',
+    ...plain,
+    storesBody: true,
+    uploadMethods: ['POST'],
+    deferContinue: true,
+    methodOverride: true,
+    match: (p) => p === '/uploads' || p === '/uploads/',
+    methods: { POST: handleUploadsCollection, OPTIONS: handleUploadsCollection },
+  },
+  {
+    name: 'upload-resource',
+    ...plain,
+    storesBody: true,
+    uploadMethods: ['PATCH'],
+    deferContinue: true,
+    methodOverride: true,
+    match: (p) => p.startsWith('/uploads/') && p.length > '/uploads/'.length,
+    methods: { HEAD: handleUploadResource, GET: handleUploadResource, PATCH: handleUploadResource, DELETE: handleUploadResource, OPTIONS: handleUploadResource },
+  },
 ];
 
+/** A method name as RFC 9110 5.6.2 writes tokens; anything else in X-HTTP-Method-Override is ignored. */
+const METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
+
 export type RouteMatch =
-  | { readonly kind: 'ok'; readonly route: Route; readonly handler: Handler }
-  | { readonly kind: 'method'; readonly route: Route; readonly allowed: readonly string[] }
+  | { readonly kind: 'ok'; readonly route: Route; readonly handler: Handler; readonly method: string; readonly methods: readonly string[] }
+  | { readonly kind: 'method'; readonly route: Route; readonly allowed: readonly string[]; readonly methods: readonly string[] }
   | { readonly kind: 'not-found'; readonly route: null };
 
-export function routeRequest(method: string, path: string): RouteMatch {
+/**
+ * The route for `path` and the handler for `method`, or for `override` (the request's
+ * `X-HTTP-Method-Override`) on routes that honour it.
+ */
+export function routeRequest(requestMethod: string, path: string, override?: string): RouteMatch {
   const entry = ROUTES.find((r) => r.match(path));
   if (entry === undefined) return { kind: 'not-found', route: null };
+  const wanted = override?.trim();
+  const method = entry.methodOverride === true && wanted !== undefined && METHOD_TOKEN.test(wanted) ? wanted.toUpperCase() : requestMethod;
+  const methods = Object.keys(entry.methods);
   const handler = Object.hasOwn(entry.methods, method) ? entry.methods[method] : undefined;
-  if (handler === undefined) return { kind: 'method', route: entry, allowed: Object.keys(entry.methods) };
+  if (handler === undefined) return { kind: 'method', route: entry, allowed: methods, methods };
   const route = entry.uploadMethods?.includes(method) ? { ...entry, upload: true } : entry;
-  return { kind: 'ok', route, handler };
+  return { kind: 'ok', route, handler, method, methods };
 }

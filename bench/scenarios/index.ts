@@ -13,6 +13,7 @@ import { MANY_FILE_BYTES, MANY_FILES, uploadMany } from './upload-many.js';
 import { uploadMultipart } from './upload-multipart.js';
 import { uploadRaw } from './upload-raw.js';
 import { untuned } from './untuned.js';
+import { CHUNKED_MAX_BYTES, resumableChunks, resumableCut, resumableOnePatch } from './resumable.js';
 
 /** proxy-slow: long enough to show a flat line, short enough to finish in ~8 s. */
 export const SLOW_RATE = 32 * MiB;
@@ -62,7 +63,17 @@ function allRows(size: number): { plan: RowPlan; needs: readonly string[] }[] {
     },
     { plan: proxyRow('proxy-slow', oneFileSpec(slowBytes), SLOW_RATE), needs: ['raw-sink', 'busboy-proxy-slow'] },
     { plan: concurrent(size), needs: ['raw-sink', 'upload-multipart'] },
+    // Resumable uploads (tus): one PATCH against POST /upload of the same bytes, cut 5 times,
+    // and in 1 MiB PATCHes (at most 1 GiB, against one PATCH of the same size).
+    { plan: resumableOnePatch(size), needs: ['raw-sink', 'upload-raw'] },
+    { plan: resumableCut(size), needs: ['resumable-one-patch'] },
   );
+  const chunkedBytes = Math.min(size, CHUNKED_MAX_BYTES);
+  if (chunkedBytes < size) rows.push({ plan: resumableOnePatch(chunkedBytes, refName('resumable-one-patch')), needs: [] });
+  rows.push({
+    plan: resumableChunks(chunkedBytes, chunkedBytes < size ? refName('resumable-one-patch') : 'resumable-one-patch'),
+    needs: [chunkedBytes < size ? refName('resumable-one-patch') : 'resumable-one-patch'],
+  });
   return rows;
 }
 

@@ -26,14 +26,14 @@ export interface TestServer {
  * Starts the real app in this process on 127.0.0.1:<any port> with a fresh DATA_DIR.
  * `env` takes the same variables as the server (`{ MAX_FILE_BYTES: '1MiB' }`).
  */
-export async function startServer(env: Record<string, string> = {}, store?: Store): Promise<TestServer> {
+export async function startServer(env: Record<string, string> = {}, store?: Store, options: { expirySweepMs?: number } = {}): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'sluice-test-'));
   const parsed = loadConfig([], { LOG_LEVEL: 'silent', PORT: '0', DATA_DIR: dataDir, ...env });
   if (parsed.help) throw new Error('unreachable');
   const config = parsed.config;
   const theStore = store ?? new LocalStore(dataDir);
   await theStore.open();
-  const app = createApp({ config, store: theStore, log: createLogger(config.logLevel), metrics: createMetrics() });
+  const app = createApp({ config, store: theStore, log: createLogger(config.logLevel), metrics: createMetrics(), ...options });
   app.server.listen(0, '127.0.0.1');
   await once(app.server, 'listening');
   const { port } = app.server.address() as AddressInfo;

@@ -1,0 +1,127 @@
+import type { RequestContext } from '../lib/context.js';
+import { MalformedRequestError } from '../lib/errors.js';
+import { parseContentDigest } from '../handlers/content-digest.js';
+import { setStickyHeader } from '../lib/sticky-headers.js';
+import type { UploadState } from '../storage/uploads.js';
+import { claimedDialect, INTEROP_VERSIONS, TUS_VERSION, type Dialect } from './dialect.js';
+import { execute, type Outcome } from './execute.js';
+import { writeInterimResponse } from './interim.js';
+import { uploadLocation } from './location.js';
+import { parseOperation, type Operation, type Target } from './operation.js';
+import { ProtocolError } from './protocol-errors.js';
+import { dressError, renderOutcome, uploadLimit } from './render.js';
+import { uploadStoreOf } from './upload-store.js';
+
+/**
+ * One request to `/uploads` or `/uploads/<id>` (or an upgraded `POST /upload`): which dialect it
+ * speaks, what operation it asks for, that operation run once against the store, the answer in
+ * the dialect. Errors leave dressed in the dialect for the server to answer (lib/app.ts).
+ */
+export async function serveResumable(ctx: RequestContext, target: Target, check?: (outcome: Outcome) => Promise<void>): Promise<void> {
+  const dialect = chooseDialect(ctx);
+  if (dialect?.kind === 'tus') {
+    // tus core "Tus-Resumable": "MUST be included in every request and response", errors too.
+    setStickyHeader(ctx.res, 'tus-resumable', TUS_VERSION);
+  }
+  let op: Operation | null = null;
+  let created: UploadState | null = null;
+  try {
+    if (dialect === null && ctx.method !== 'OPTIONS') throw new Error('a dialect is chosen for everything but OPTIONS');
+    const uploads = uploadStoreOf(ctx.store);
+    op = parseOperation(ctx.req, ctx.url, ctx.method, dialect ?? { kind: 'tus' }, target);
+    const outcome = await execute(op, ctx, dialect ?? { kind: 'tus' }, uploads, {
+      beforeBody: () => ctx.sendContinue(),
+      created: (upload) => {
+        created = upload;
+        if (dialect?.kind === 'ietf') announceUpload(ctx, dialect.interop, upload);
+      },
+    });
+    await check?.(outcome);
+    renderOutcome(ctx, dialect, op, outcome);
+  } catch (err) {
+    // An append ended by a newer request on the same upload (quick takeover): its client is
+    // presumed gone, and whatever is still in flight is unwanted. Hang up (the draft: "the server
+    // MAY abruptly terminate the previous HTTP connection").
+    if ((err as { code?: unknown } | null)?.code === 'UPLOAD_INTERRUPTED') ctx.req.socket.destroy();
+    throw dressError(err, ctx, dialect, op, created);
+  }
+}
+
+/**
+ * The dialect of the request (null: an OPTIONS that named none, answered in both). tus 1.0.0 when
+ * it carries `Tus-Resumable`, the draft when it carries `Upload-Draft-Interop-Version` (the draft
+ * first when both). A version not implemented here is refused: tus with 412 and `Tus-Version`
+ * (tus core: "MUST NOT process the request"), except on OPTIONS, where "the Server MUST ignore
+ * the header"; a missing one too, except on HEAD and GET, which browsers and tools send bare.
+ */
+function chooseDialect(ctx: RequestContext): Dialect | null {
+  const claim = claimedDialect(ctx.req);
+  const lenient = ctx.method === 'OPTIONS' || ctx.method === 'HEAD' || ctx.method === 'GET';
+  switch (claim.kind) {
+    case 'dialect':
+      return claim.dialect;
+    case 'unknown-interop':
+      if (ctx.method === 'OPTIONS') return null;
+      throw new ProtocolError(
+        'INTEROP_VERSION_UNSUPPORTED',
+        `Upload-Draft-Interop-Version ${JSON.stringify(claim.value.slice(0, 16))} is not implemented here; use ${INTEROP_VERSIONS.join(', ')}`,
+      );
+    case 'unknown-tus':
+      if (ctx.method === 'OPTIONS') return null;
+      setStickyHeader(ctx.res, 'tus-resumable', TUS_VERSION);
+      throw new ProtocolError('TUS_VERSION_UNSUPPORTED', `Tus-Resumable ${JSON.stringify(claim.value.slice(0, 16))} is not supported; use ${TUS_VERSION}`, {
+        'tus-version': TUS_VERSION,
+      });
+    case 'none':
+      if (ctx.method === 'OPTIONS') return null;
+      if (lenient) return { kind: 'tus' };
+      setStickyHeader(ctx.res, 'tus-resumable', TUS_VERSION);
+      throw new ProtocolError(
+        'TUS_VERSION_UNSUPPORTED',
+        `Send Tus-Resumable: ${TUS_VERSION} (tus) or Upload-Draft-Interop-Version: ${INTEROP_VERSIONS.join(' | ')} (draft-ietf-httpbis-resumable-upload)`,
+        { 'tus-version': TUS_VERSION },
+      );
+  }
+}
+
+/**
+ * The draft's `104 (Upload Resumption Supported)` with the new upload's `Location` and limits,
+ * before the body is read, so that a cut connection can be resumed ("Upload Creation": "SHOULD
+ * announce the upload resource by sending an interim response ... MUST include Location ... and
+ * the Upload-Limit header field"; "Draft Version Identification": the interop version in it).
+ */
+function announceUpload(ctx: RequestContext, interop: number, upload: UploadState): void {
+  writeInterimResponse(ctx.res, 104, 'Upload Resumption Supported', [
+    ['Upload-Draft-Interop-Version', String(interop)],
+    ['Location', uploadLocation(ctx, upload.id)],
+    ['Upload-Limit', uploadLimit(ctx.config, upload, interop === 6 ? 6 : interop === 7 ? 7 : 8)],
+  ]);
+}
+
+/**
+ * `POST /upload` (or PUT) that carries `Upload-Draft-Interop-Version` (a version implemented here)
+ * and `Upload-Complete` asks to be made resumable: the draft's "Upgrading To Resumable Uploads"
+ * (what URLSession does). Other requests stay ordinary uploads: "A resource that does not support
+ * resumable uploads or does not want to upgrade ... ignores the Upload-Complete: ?1 header".
+ */
+export function wantsResumableUpgrade(ctx: RequestContext): boolean {
+  const claim = claimedDialect(ctx.req);
+  return claim.kind === 'dialect' && claim.dialect.kind === 'ietf' && ctx.req.headers['upload-complete'] !== undefined;
+}
+
+/**
+ * The upgraded `POST /upload`: a draft creation on the collection. A `Content-Digest` or
+ * `Repr-Digest` (RFC 9530) is checked as for an ordinary raw upload when the upload completes in
+ * this one request (a mismatch removes the file: 400 DIGEST_MISMATCH); an upload completed by
+ * later appends is not checked against the first request's digest.
+ */
+export function serveResumableUpgrade(ctx: RequestContext): Promise<void> {
+  const expected = [parseContentDigest(ctx.req.headers['content-digest']), parseContentDigest(ctx.req.headers['repr-digest'])].filter((d) => d !== null);
+  return serveResumable(ctx, { kind: 'collection' }, async (outcome) => {
+    if (outcome.kind !== 'created' || outcome.file === null) return;
+    const { sha256, id } = outcome.file;
+    if (expected.every((d) => d === sha256)) return;
+    await ctx.store.delete(id);
+    throw new MalformedRequestError('DIGEST_MISMATCH', `The sha-256 of Content-Digest or Repr-Digest does not match the received bytes (got sha-256 ${sha256} in hex)`);
+  });
+}
