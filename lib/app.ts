@@ -182,6 +182,7 @@ export function createApp(deps: AppDeps): App {
       if (origin !== null) addCorsHeaders(res, origin);
       const match = routeRequest(req.method ?? 'GET', url.pathname, headerValue(req.headers['x-http-method-override']));
       route = match.route;
+      match.route?.prelude?.(req, res);
       if (origin !== null && isPreflight(req)) {
         // Before authentication: browsers send no credentials on a preflight.
         answerPreflight(req, res, match.kind === 'not-found' ? [] : match.methods);

@@ -1,4 +1,6 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Handler } from './context.js';
+import { markDialect } from '../resumable/serve.js';
 import { handleHealth } from '../handlers/health.js';
 import { handleMetrics } from '../handlers/metrics.js';
 import { handleUpload } from '../handlers/upload.js';
@@ -17,6 +19,11 @@ export interface Route {
   readonly storesBody: boolean;
   /** The handler sends `100 Continue` itself (`ctx.sendContinue`), after judging the headers. */
   readonly deferContinue?: boolean;
+  /**
+   * Runs first, before authentication and the limits: headers every answer of the route carries,
+   * errors of the server included (tus: `Tus-Resumable` on every response).
+   */
+  readonly prelude?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 interface RouteEntry extends Route {
@@ -55,6 +62,7 @@ const ROUTES: readonly RouteEntry[] = [
     uploadMethods: ['POST'],
     deferContinue: true,
     methodOverride: true,
+    prelude: markDialect,
     match: (p) => p === '/uploads' || p === '/uploads/',
     methods: { POST: handleUploadsCollection, OPTIONS: handleUploadsCollection },
   },
@@ -65,6 +73,7 @@ const ROUTES: readonly RouteEntry[] = [
     uploadMethods: ['PATCH'],
     deferContinue: true,
     methodOverride: true,
+    prelude: markDialect,
     match: (p) => p.startsWith('/uploads/') && p.length > '/uploads/'.length,
     methods: { HEAD: handleUploadResource, GET: handleUploadResource, PATCH: handleUploadResource, DELETE: handleUploadResource, OPTIONS: handleUploadResource },
   },

@@ -1,5 +1,14 @@
 import type { RequestContext } from '../lib/context.js';
-import { LimitExceededError, OffsetMismatchError } from '../lib/errors.js';
+import {
+  LimitExceededError,
+  NotFoundError,
+  OffsetMismatchError,
+  UploadCompleteError,
+  UploadIncompleteError,
+  UploadLengthExceededError,
+  UploadLengthMismatchError,
+  UploadNotPartialError,
+} from '../lib/errors.js';
 import { requestBody } from '../lib/request-body.js';
 import type { FileRecord } from '../storage/store.js';
 import type { AppendResult, NewUpload, UploadState, UploadStore } from '../storage/uploads.js';
@@ -21,18 +30,6 @@ export interface ExecuteHooks {
   beforeBody(): void;
   /** A creation made its upload, before reading any body (the draft's 104 goes out here). */
   created(upload: UploadState): void;
-}
-
-/**
- * Fields the store contract may carry beyond storage/uploads.ts as first written (requests 2 and
- * 3 in /work/notes/r13p-requests.md): explicit completion for the draft, and the parts of a final
- * upload. Read through these so this file compiles with either version of the contract.
- */
-type UploadStateExtras = UploadState & { readonly parts?: readonly string[] | null };
-
-/** The partial uploads a final upload was made of, or null. */
-export function finalParts(upload: UploadState): readonly string[] | null {
-  return (upload as UploadStateExtras).parts ?? null;
 }
 
 /** Runs one operation against the store, once. Throws SluiceErrors, which render.ts dresses per dialect. */
@@ -60,7 +57,7 @@ export async function execute(op: Operation, ctx: RequestContext, dialect: Diale
 
 async function create(op: CreateOperation, ctx: RequestContext, uploads: UploadStore, hooks: ExecuteHooks): Promise<Outcome> {
   if (op.length !== null) await checkRoomFor(op.length, ctx);
-  const init: NewUpload & { readonly completesOnLast: boolean } = {
+  const init: NewUpload = {
     length: op.length,
     meta: op.file.meta,
     metadata: op.file.metadata,
@@ -85,9 +82,11 @@ async function create(op: CreateOperation, ctx: RequestContext, uploads: UploadS
 async function concatenate(parts: readonly string[], file: CreateOperation['file'], ctx: RequestContext, uploads: UploadStore, hooks: ExecuteHooks): Promise<Outcome> {
   let total = 0;
   for (const id of parts) {
+    // The store checks the same, atomically; these say it before any byte is copied.
     const part = await uploads.getUpload(id);
-    const why = part === null ? 'is not an upload here' : !part.partial ? 'is not a partial upload (Upload-Concat: partial)' : !part.complete ? 'is not complete yet' : null;
-    if (why !== null || part === null) throw new ProtocolError('PARTIAL_UPLOAD_INVALID', `Upload ${JSON.stringify(id.slice(0, 64))} in Upload-Concat ${why}`);
+    if (part === null) throw new NotFoundError(`Upload ${JSON.stringify(id.slice(0, 64))} in Upload-Concat is not an upload here`, 'UPLOAD_NOT_FOUND');
+    if (!part.partial) throw new UploadNotPartialError(id);
+    if (!part.complete) throw new UploadIncompleteError(id);
     total += part.offset;
   }
   await checkRoomFor(total, ctx);
@@ -102,7 +101,7 @@ async function concatenate(parts: readonly string[], file: CreateOperation['file
 async function append(op: AppendOperation, ctx: RequestContext, dialect: Dialect, uploads: UploadStore, hooks: ExecuteHooks): Promise<Outcome> {
   const upload = await uploads.getUpload(op.id);
   if (upload === null) throw notFound();
-  if (dialect.kind === 'tus' && finalParts(upload) !== null) {
+  if (dialect.kind === 'tus' && upload.parts !== null) {
     throw new ProtocolError('FINAL_UPLOAD_IMMUTABLE', 'A final upload (Upload-Concat: final) cannot be appended to');
   }
   // An offset only grows: one below the durable offset can never become right. (One above it may:
@@ -110,23 +109,24 @@ async function append(op: AppendOperation, ctx: RequestContext, dialect: Dialect
   // store's own check.)
   if (op.offset < upload.offset) throw new OffsetMismatchError(upload.offset, op.offset);
   if (upload.complete) {
-    if (dialect.kind === 'ietf') throw new ProtocolError('UPLOAD_ALREADY_COMPLETE', 'The upload is already complete');
+    if (dialect.kind === 'ietf') throw new UploadCompleteError(op.id);
     if (op.offset !== upload.offset) throw new OffsetMismatchError(upload.offset, op.offset);
     // tus: an empty PATCH at the end of a complete upload changes nothing and says so (204).
     if (!op.body) return { kind: 'appended', upload, file: null };
-    throw new ProtocolError('UPLOAD_LENGTH_EXCEEDED', 'The upload is complete: no byte can be added');
+    throw new UploadLengthExceededError(upload.offset);
   }
   if (op.length !== null) {
     if (upload.length !== null && op.length !== upload.length) {
-      throw new ProtocolError('UPLOAD_LENGTH_MISMATCH', `The upload's length is ${upload.length}, not ${op.length} ("Once set the length MUST NOT be changed")`);
+      throw new UploadLengthMismatchError(`The upload's length is ${upload.length}, not ${op.length} ("Once set the length MUST NOT be changed")`);
     }
-    if (op.length < op.offset) throw new ProtocolError('UPLOAD_LENGTH_MISMATCH', `Upload-Length ${op.length} is below the offset ${op.offset}`);
+    if (op.length < op.offset) throw new UploadLengthMismatchError(`Upload-Length ${op.length} is below the offset ${op.offset}`);
     if (upload.length === null) await checkRoomFor(op.length - upload.offset, ctx, op.length);
   }
   const length = op.length ?? upload.length;
   const declared = contentLength(ctx.req);
-  if (length !== null && declared !== null && op.offset + declared > length) {
-    throw new ProtocolError('UPLOAD_LENGTH_EXCEEDED', `${declared} bytes at offset ${op.offset} would pass the upload's length ${length}`);
+  // (Only at the durable offset: an Upload-Offset past it is the store's to judge, 409 first.)
+  if (length !== null && declared !== null && op.offset === upload.offset && op.offset + declared > length) {
+    throw new UploadLengthExceededError(length);
   }
   hooks.beforeBody();
   const result = await appendBody(ctx, uploads, op.id, op);
@@ -202,6 +202,6 @@ async function checkRoomFor(bytes: number, ctx: RequestContext, wholeLength = by
   }
 }
 
-function notFound(): ProtocolError {
-  return new ProtocolError('UPLOAD_NOT_FOUND', 'No such upload (unknown, terminated or expired)');
+function notFound(): NotFoundError {
+  return new NotFoundError('No such upload (unknown, terminated or expired)', 'UPLOAD_NOT_FOUND');
 }

@@ -1,7 +1,6 @@
 import type { Logger } from '../lib/log.js';
 import type { Metrics } from '../lib/metrics.js';
 import type { Store } from '../storage/store.js';
-import { uploadStoreOf } from './upload-store.js';
 
 /** How often incomplete uploads past UPLOAD_EXPIRY_MS are looked for (the issue: "at least once a minute"). */
 export const SWEEP_INTERVAL_MS = 60_000;
@@ -13,16 +12,11 @@ export interface ExpirySweep {
 
 /**
  * Removes expired uploads at once and then every `intervalMs`, on an unref'd timer (it never keeps
- * a stopping process alive). A store without resumable uploads is left alone; a failed sweep is
- * logged and the next one tries again. Sweeps never overlap.
+ * a stopping process alive). A store without resumable uploads expires none (S3 answers 0); a
+ * failed sweep is logged and the next one tries again. Sweeps never overlap.
  */
 export function startExpirySweep(deps: { store: Store; log: Logger; metrics: Metrics; intervalMs?: number }): ExpirySweep {
-  let uploads: ReturnType<typeof uploadStoreOf>;
-  try {
-    uploads = uploadStoreOf(deps.store);
-  } catch {
-    return { stop: () => {} };
-  }
+  const uploads = deps.store;
   let running = false;
   const sweep = async (): Promise<void> => {
     if (running) return;

@@ -31,10 +31,6 @@ export const PROTOCOL_ERRORS = {
   // tus "Upload-Length": "MUST be a non-negative integer"; creation "MUST include" Upload-Length
   // or Upload-Defer-Length: 1 ("any other value than 1 the server should return 400").
   UPLOAD_LENGTH_INVALID: 400,
-  // tus creation-defer-length: "Once set the length MUST NOT be changed"; draft "Length":
-  // "If multiple requests include indicators, their indicated values MUST match"
-  // (problem type inconsistent-upload-length).
-  UPLOAD_LENGTH_MISMATCH: 400,
   // tus "Upload-Metadata": key and base64 value separated by a space, keys unique, not empty.
   UPLOAD_METADATA_MALFORMED: 400,
   // tus checksum: "Upload-Checksum ... the name of the used checksum algorithm and the Base64
@@ -44,26 +40,40 @@ export const PROTOCOL_ERRORS = {
   CHECKSUM_ALGORITHM_UNSUPPORTED: 400,
   // tus concatenation "Upload-Concat": `partial`, or `final;` and space-separated upload URLs.
   UPLOAD_CONCAT_MALFORMED: 400,
-  // tus concatenation: the parts must be partial uploads ("This concatenation request SHOULD
-  // happen after all of the corresponding partial uploads are completed"; concatenation-unfinished
-  // is not offered, so an unfinished part is refused, as tusd's ERR_UPLOAD_NOT_FINISHED).
-  PARTIAL_UPLOAD_INVALID: 400,
   // tus concatenation: "The Server MUST respond with the 403 Forbidden status to PATCH requests
   // against a final upload URL".
   FINAL_UPLOAD_IMMUTABLE: 403,
   // draft "Upload Creation" / "Upload Append": the request MUST include Upload-Complete (an
   // sf-boolean, ?0 or ?1).
   UPLOAD_COMPLETE_INVALID: 400,
-  // draft-05 "Upload Append": "If the upload is already complete, the server MUST NOT modify the
-  // upload resource and MUST respond with a 400" (problem type completed-upload).
-  UPLOAD_ALREADY_COMPLETE: 400,
-  // tus core HEAD/PATCH: "SHOULD return either the 404 Not Found, 410 Gone ..."; draft: "If the
-  // server does not consider the upload resource to be active, it MUST respond with a 404".
-  UPLOAD_NOT_FOUND: 404,
-  // tus core "PATCH": the new offset may not pass the length (tusd ERR_UPLOAD_SIZE_EXCEEDED 413);
-  // draft "Upload Append": "MUST prevent the offset from exceeding the upload length".
-  UPLOAD_LENGTH_EXCEEDED: 413,
+  // The draft's "Length": the `Upload-Length` and `Upload-Complete: ?1` + Content-Length of one
+  // request disagree (problem type inconsistent-upload-length). The same code as the store's
+  // UploadLengthMismatchError, which refuses a length that contradicts the recorded one.
+  UPLOAD_LENGTH_MISMATCH: 400,
 } as const;
+
+/*
+ * The upload's state, judged by the store (lib/errors.ts), with the rule each enforces:
+ * - UPLOAD_NOT_FOUND 404 (NotFoundError): tus core HEAD/PATCH "SHOULD return either the 404 Not
+ *   Found, 410 Gone"; draft "If the server does not consider the upload resource to be active, it
+ *   MUST respond with a 404".
+ * - OFFSET_MISMATCH 409 (OffsetMismatchError): tus core PATCH "MUST respond with the 409 Conflict
+ *   status without modifying the upload resource"; draft "MUST reject the request with a 409".
+ * - CHECKSUM_MISMATCH 460 (ChecksumMismatchError): tus checksum "460 Checksum Mismatch".
+ * - UPLOAD_LENGTH_EXCEEDED 413 (UploadLengthExceededError): tus core PATCH, the offset may not
+ *   pass the length (tusd's ERR_UPLOAD_SIZE_EXCEEDED 413); draft-05 "Upload Append": "reject the
+ *   request with a 400" (render.ts answers 400 in the draft).
+ * - UPLOAD_LENGTH_MISMATCH 400 (UploadLengthMismatchError): tus creation-defer-length "Once set
+ *   the length MUST NOT be changed"; draft "Length" (inconsistent-upload-length).
+ * - UPLOAD_COMPLETE 400 (UploadCompleteError): draft-05 "If the upload is already complete, the
+ *   server MUST NOT modify the upload resource and MUST respond with a 400" (completed-upload).
+ * - UPLOAD_NOT_PARTIAL / UPLOAD_INCOMPLETE 400: tus concatenation takes complete partial uploads
+ *   (concatenation-unfinished is not offered; tusd's ERR_UPLOAD_NOT_FINISHED is a 400 too).
+ * - UPLOAD_INTERRUPTED 409 (UploadInterruptedError): an append ended by a newer request on the
+ *   same upload; serve.ts closes that connection (draft "Concurrency").
+ * - TOO_MANY_PENDING_UPLOADS 503 + Retry-After: MAX_PENDING_UPLOADS.
+ * - NOT_SUPPORTED_BY_STORE 501: STORE=s3 until issue 14.
+ */
 
 export type ProtocolErrorCode = keyof typeof PROTOCOL_ERRORS;
 

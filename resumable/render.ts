@@ -7,7 +7,7 @@ import { setStickyHeader } from '../lib/sticky-headers.js';
 import { uploadAnswer } from '../lib/upload-answer.js';
 import type { UploadState } from '../storage/uploads.js';
 import { lifetimeLimitKey, TUS_VERSION, type Dialect, type InteropVersion } from './dialect.js';
-import { finalParts, type Outcome } from './execute.js';
+import type { Outcome } from './execute.js';
 import { CHECKSUM_ALGORITHMS } from './fields.js';
 import { uploadLocation } from './location.js';
 import { formatUploadMetadata } from './metadata.js';
@@ -77,7 +77,7 @@ function describeForHead(ctx: RequestContext, upload: UploadState): void {
   else res.setHeader('upload-length', String(upload.length));
   const metadata = formatUploadMetadata(upload.meta, upload.metadata);
   if (metadata !== null) res.setHeader('upload-metadata', metadata);
-  const parts = finalParts(upload);
+  const parts = upload.parts;
   if (upload.partial) res.setHeader('upload-concat', 'partial');
   else if (parts !== null) res.setHeader('upload-concat', `final;${parts.map((id) => uploadLocation(ctx, id)).join(' ')}`);
   res.setHeader('cache-control', 'no-store');
@@ -152,7 +152,7 @@ export function dressError(err: unknown, ctx: RequestContext, dialect: Dialect |
   if (!(err instanceof SluiceError)) return err;
   const { res, config } = ctx;
   if (created !== null) setStickyHeader(res, 'location', uploadLocation(ctx, created.id));
-  if (dialect?.kind === 'ietf' && (op?.kind === 'create' || op?.kind === 'append') && err.code !== 'UPLOAD_ALREADY_COMPLETE') {
+  if (dialect?.kind === 'ietf' && (op?.kind === 'create' || op?.kind === 'append') && err.code !== 'UPLOAD_COMPLETE') {
     setStickyHeader(res, 'upload-complete', '?0');
   }
   if (err instanceof OffsetMismatchError) {
@@ -169,7 +169,7 @@ export function dressError(err: unknown, ctx: RequestContext, dialect: Dialect |
   }
   if (dialect?.kind === 'ietf') {
     switch (err.code) {
-      case 'UPLOAD_ALREADY_COMPLETE':
+      case 'UPLOAD_COMPLETE':
         return new ProblemError(err.code, err.message, 400, { type: `${PROBLEM_TYPES}completed-upload`, title: 'upload is already completed' }, { cause: err });
       case 'UPLOAD_LENGTH_MISMATCH':
         return new ProblemError(err.code, err.message, 400, { type: `${PROBLEM_TYPES}inconsistent-upload-length`, title: 'inconsistent length values for upload' }, { cause: err });

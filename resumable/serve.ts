@@ -1,16 +1,16 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestContext } from '../lib/context.js';
 import { MalformedRequestError } from '../lib/errors.js';
 import { parseContentDigest } from '../handlers/content-digest.js';
 import { setStickyHeader } from '../lib/sticky-headers.js';
 import type { UploadState } from '../storage/uploads.js';
-import { claimedDialect, INTEROP_VERSIONS, TUS_VERSION, type Dialect } from './dialect.js';
+import { claimedDialect, INTEROP_VERSIONS, TUS_VERSION, type Dialect, type InteropVersion } from './dialect.js';
 import { execute, type Outcome } from './execute.js';
 import { writeInterimResponse } from './interim.js';
 import { uploadLocation } from './location.js';
 import { parseOperation, type Operation, type Target } from './operation.js';
 import { ProtocolError } from './protocol-errors.js';
 import { dressError, renderOutcome, uploadLimit } from './render.js';
-import { uploadStoreOf } from './upload-store.js';
 
 /**
  * One request to `/uploads` or `/uploads/<id>` (or an upgraded `POST /upload`): which dialect it
@@ -27,7 +27,7 @@ export async function serveResumable(ctx: RequestContext, target: Target, check?
   let created: UploadState | null = null;
   try {
     if (dialect === null && ctx.method !== 'OPTIONS') throw new Error('a dialect is chosen for everything but OPTIONS');
-    const uploads = uploadStoreOf(ctx.store);
+    const uploads = ctx.store;
     op = parseOperation(ctx.req, ctx.url, ctx.method, dialect ?? { kind: 'tus' }, target);
     const outcome = await execute(op, ctx, dialect ?? { kind: 'tus' }, uploads, {
       beforeBody: () => ctx.sendContinue(),
@@ -45,6 +45,16 @@ export async function serveResumable(ctx: RequestContext, target: Target, check?
     if ((err as { code?: unknown } | null)?.code === 'UPLOAD_INTERRUPTED') ctx.req.socket.destroy();
     throw dressError(err, ctx, dialect, op, created);
   }
+}
+
+/**
+ * The route's prelude (lib/routes.ts): a request that speaks tus, or names no dialect, gets
+ * `Tus-Resumable` on every answer, those the server gives before the handler runs (401, 503,
+ * 413) included (tus core: "MUST be included in every request and response except for OPTIONS").
+ */
+export function markDialect(req: IncomingMessage, res: ServerResponse): void {
+  const claim = claimedDialect(req);
+  if (claim.kind !== 'dialect' || claim.dialect.kind === 'tus') setStickyHeader(res, 'tus-resumable', TUS_VERSION);
 }
 
 /**
@@ -90,11 +100,11 @@ function chooseDialect(ctx: RequestContext): Dialect | null {
  * announce the upload resource by sending an interim response ... MUST include Location ... and
  * the Upload-Limit header field"; "Draft Version Identification": the interop version in it).
  */
-function announceUpload(ctx: RequestContext, interop: number, upload: UploadState): void {
+function announceUpload(ctx: RequestContext, interop: InteropVersion, upload: UploadState): void {
   writeInterimResponse(ctx.res, 104, 'Upload Resumption Supported', [
     ['Upload-Draft-Interop-Version', String(interop)],
     ['Location', uploadLocation(ctx, upload.id)],
-    ['Upload-Limit', uploadLimit(ctx.config, upload, interop === 6 ? 6 : interop === 7 ? 7 : 8)],
+    ['Upload-Limit', uploadLimit(ctx.config, upload, interop)],
   ]);
 }
 

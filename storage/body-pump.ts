@@ -12,24 +12,44 @@ export type PumpEnd =
   /** The writer failed (a write error): `error` is its error. */
   | { readonly kind: 'writer'; readonly error: unknown };
 
+/**
+ * How long a body taken over goes on being read: only while its bytes keep coming at once. A
+ * dead connection (the case a takeover is for) delivers nothing and stops within `idleMs`; a
+ * connection cut by the network still has what reached the kernel before the cut (megabytes of
+ * socket buffers on a fast link), which is read and kept instead of re-sent.
+ */
+export interface TakeoverDrain {
+  readonly signal: AbortSignal;
+  /** Stop when no chunk came for this long. */
+  readonly idleMs: number;
+  /** Stop this long after the takeover, whatever comes. */
+  readonly maxMs: number;
+  /** Stop after this many more bytes. */
+  readonly maxBytes: number;
+}
+
 export interface PumpOptions {
   /** Bytes the body may carry; one more and the pump stops with `over`. */
   readonly limit: number;
   /** Any of them aborting stops the pump at once, whatever the body is doing. */
   readonly signals: ReadonlyArray<AbortSignal | undefined>;
+  /** Its signal aborting stops the pump once the body has nothing more at hand (see TakeoverDrain). */
+  readonly takeover?: TakeoverDrain;
   /** Updated with every byte handed to the writer (the tus checksum of this body). */
   readonly digest: Hash | null;
 }
 
-const ABORTED = Symbol('aborted');
+const STOPPED = Symbol('stopped');
+const TAKEN_OVER = Symbol('taken over');
+const IDLE = Symbol('idle');
 
 /**
  * Feeds `body` into `writer` chunk by chunk, waiting for `'drain'` when the writer says so, until
  * the body ends, fails, passes the limit, the writer fails, or a signal aborts. It never waits on
  * the body once a signal has aborted (a body that delivers nothing, a dead socket, cannot hold
- * it), and never ends or destroys either side: ending the writer (every byte taken so far is then
- * written) is the caller's, and so is the rest of the body. Resolves with why it stopped and the
- * bytes the writer took; never rejects.
+ * it; a takeover waits at most its drain's bounds), and never ends or destroys either side:
+ * ending the writer (every byte taken so far is then written) is the caller's, and so is the
+ * rest of the body. Resolves with why it stopped and the bytes the writer took; never rejects.
  */
 export async function pumpBody(body: Readable | AsyncIterable<Buffer>, writer: Writable, options: PumpOptions): Promise<{ end: PumpEnd; bytes: number }> {
   const it = (body as AsyncIterable<unknown>)[Symbol.asyncIterator]();
@@ -37,7 +57,7 @@ export async function pumpBody(body: Readable | AsyncIterable<Buffer>, writer: W
   let abortReason: unknown = null;
   let writerError: unknown = null;
   let wake: (() => void) | null = null;
-  const stopped = new Promise<typeof ABORTED>((resolve) => (wake = () => resolve(ABORTED)));
+  const stopped = new Promise<typeof STOPPED>((resolve) => (wake = () => resolve(STOPPED)));
   const onAbort = (event: Event): void => {
     abortReason ??= (event.target as AbortSignal).reason;
     wake?.();
@@ -51,27 +71,57 @@ export async function pumpBody(body: Readable | AsyncIterable<Buffer>, writer: W
     if (s.aborted) abortReason ??= s.reason;
     else s.addEventListener('abort', onAbort, { once: true });
   }
+  // The takeover: from then on every read is raced against the drain's bounds.
+  const drain = options.takeover;
+  let takenOverAt: number | null = drain?.signal.aborted === true ? Date.now() : null;
+  let bytesAtTakeover = takenOverAt === null ? 0 : bytes;
+  let onTakeover = (): void => {};
+  const takenOver = new Promise<typeof TAKEN_OVER>((resolve) => (onTakeover = () => resolve(TAKEN_OVER)));
+  const markTakeover = (): void => {
+    takenOverAt ??= Date.now();
+    bytesAtTakeover = bytes;
+    onTakeover();
+  };
+  if (drain !== undefined && takenOverAt === null) drain.signal.addEventListener('abort', markTakeover, { once: true });
   writer.on('error', onWriterError);
   const stop = (end: PumpEnd): { end: PumpEnd; bytes: number } => {
     // The body is left as it is: a pending read may still settle, and is ignored.
     void Promise.resolve(it.return?.()).catch(() => {});
     return { end, bytes };
   };
+  // A read asked for and not yet answered: asked again it would lose a chunk, so it is kept.
+  let pending: Promise<IteratorResult<unknown>> | null = null;
   try {
     for (;;) {
       if (writerError !== null) return stop({ kind: 'writer', error: writerError });
       if (abortReason !== null) return stop({ kind: 'cut', error: abortReason });
-      const next = it.next();
-      next.catch(() => {});
-      let step: IteratorResult<unknown> | typeof ABORTED;
+      let idle: NodeJS.Timeout | null = null;
+      const waits: Array<Promise<unknown>> = [stopped];
+      if (takenOverAt !== null && drain !== undefined) {
+        const left = Math.min(drain.idleMs, takenOverAt + drain.maxMs - Date.now());
+        if (left <= 0 || bytes - bytesAtTakeover >= drain.maxBytes) return stop({ kind: 'cut', error: drain.signal.reason });
+        waits.push(new Promise((resolve) => (idle = setTimeout(() => resolve(IDLE), left))));
+      } else if (drain !== undefined) {
+        waits.push(takenOver);
+      }
+      if (pending === null) {
+        pending = it.next();
+        pending.catch(() => {});
+      }
+      let step: unknown;
       try {
-        step = await Promise.race([next, stopped]);
+        step = await Promise.race([pending, ...waits]);
       } catch (err) {
         return stop({ kind: 'cut', error: err });
+      } finally {
+        if (idle !== null) clearTimeout(idle);
       }
-      if (step === ABORTED) continue; // the checks at the top say why
-      if (step.done === true) return { end: { kind: 'ended' }, bytes };
-      const chunk = toBuffer(step.value);
+      if (step === IDLE) return stop({ kind: 'cut', error: (drain as TakeoverDrain).signal.reason });
+      if (step === STOPPED || step === TAKEN_OVER) continue; // the checks at the top say what next
+      pending = null;
+      const result = step as IteratorResult<unknown>;
+      if (result.done === true) return { end: { kind: 'ended' }, bytes };
+      const chunk = toBuffer(result.value);
       if (bytes + chunk.length > options.limit) return stop({ kind: 'over' });
       options.digest?.update(chunk);
       bytes += chunk.length;
@@ -85,6 +135,7 @@ export async function pumpBody(body: Readable | AsyncIterable<Buffer>, writer: W
     }
   } finally {
     for (const s of signals) s.removeEventListener('abort', onAbort);
+    drain?.signal.removeEventListener('abort', markTakeover);
     writer.off('error', onWriterError);
     wake = null;
   }

@@ -8,5 +8,5 @@ export async function createStore(config: Config): Promise<Store> {
     const { S3Store } = await import('./s3-store.js');
     return new S3Store(config.s3);
   }
-  return new LocalStore(config.dataDir, { fsync: config.fsync, directIo: config.directIo });
+  return new LocalStore(config.dataDir, { fsync: config.fsync, directIo: config.directIo, uploadExpiryMs: config.uploadExpiryMs });
 }

@@ -1,5 +1,4 @@
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { open, truncate } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
@@ -7,7 +6,6 @@ import {
   ChecksumMismatchError,
   LimitExceededError,
   MalformedRequestError,
-  NotFoundError,
   OffsetMismatchError,
   TooManyPendingUploadsError,
   UploadCompleteError,
@@ -23,10 +21,21 @@ import { isFileId, newFileId } from './file-id.js';
 import type { AppendTarget, LocalFileWriter } from './local-file-writer.js';
 import { unlinkIfPresent, uploadDataPath, uploadStatePath } from './local-names.js';
 import type { FileRecord } from './store.js';
-import { UploadTurns, type Turn, type UploadEntry } from './upload-turns.js';
-import { finishCompletion, rehashFile } from './upload-completion.js';
+import { concatenateParts } from './upload-concatenation.js';
+import { finishCompletion } from './upload-completion.js';
+import { PrefixHash } from './upload-hashing.js';
 import { createStateFile, readStateFile, writeProgress, type StoredUpload, type UploadProgress } from './upload-state-file.js';
+import { fileUploadState, isExpired, toUploadState, uploadNotFound } from './upload-states.js';
+import { UploadTurns, type Turn, type UploadEntry } from './upload-turns.js';
 import type { AppendOptions, AppendResult, CreateUploadOptions, NewUpload, UploadState, UploadStore } from './uploads.js';
+
+/**
+ * An append taken over reads on only what its body delivers at once: a dead connection stops
+ * it within `idleMs`, while the bytes a cut connection had already received (socket buffers:
+ * megabytes on a fast link) are kept instead of sent again. Bounded so that the takeover still
+ * answers well within a second: the newer request waits for this, then for the sync.
+ */
+const TAKEOVER_DRAIN = { idleMs: 20, maxMs: 250, maxBytes: 16 * 1024 * 1024 };
 
 export interface LocalUploadsOptions {
   readonly dir: string;
@@ -60,9 +69,15 @@ export class LocalUploads implements UploadStore {
     this.o = options;
   }
 
-  /** Uploads whose running sha256 is held in memory (tests: it never outgrows the pending uploads). */
+  /** Uploads whose sha256 (running or being rebuilt) is held in memory (tests: it never outgrows the pending uploads). */
   get hashesHeld(): number {
     return this.turns.countHashes();
+  }
+
+  /** Tests: where the upload's sha256 stands in this process. */
+  hashStateOf(id: string): { readonly running: number | null; readonly rebuilt: number | null } {
+    const entry = this.turns.peek(id);
+    return { running: entry?.hash ? entry.hashOffset : null, rebuilt: entry?.rehash ? entry.rehash.position : null };
   }
 
   /** Start-up: `ids` are the uploads whose state survived recovery (`upload-recovery.ts`). */
@@ -127,7 +142,8 @@ export class LocalUploads implements UploadStore {
     if (!isFileId(id)) return null;
     const entry = this.turns.peek(id);
     const stored = entry?.stored ?? (await this.readStored(id));
-    if (stored !== null && !(stored.progress.complete && !stored.header.partial)) return toUploadState(stored);
+    // A completing state (its file being put in place right now) already answers complete.
+    if (stored !== null) return toUploadState(stored);
     return this.completedUpload(id);
   }
 
@@ -149,6 +165,7 @@ export class LocalUploads implements UploadStore {
       return await this.append(turn, stored, body, options);
     } finally {
       turn.release();
+      this.chaseDurableOffset(turn.entry);
     }
   }
 
@@ -166,9 +183,14 @@ export class LocalUploads implements UploadStore {
       length !== null ? new UploadLengthExceededError(length) : new LimitExceededError('FILE_TOO_LARGE', `The upload is larger than the limit of ${maxBytes} bytes`, maxBytes);
 
     // The running sha256, when it is that of exactly the durable bytes; from 0 a new one; else
-    // none (after a restart): the bytes are then read back once at completion.
+    // (after a restart) none: this append writes without hashing while the bytes on disk are
+    // read back behind it (upload-hashing.ts).
     let hash = entry.hash !== null && entry.hashOffset === start ? entry.hash : null;
     if (hash === null && start === 0) hash = createHash('sha256');
+    if (hash === null && entry.rehash === null) {
+      entry.rehash = new PrefixHash();
+      this.chaseDurableOffset(entry);
+    }
     // Until this append settles the hash is the writer's; it goes back to the entry only where
     // it matches the durable bytes again.
     entry.hash = null;
@@ -187,14 +209,14 @@ export class LocalUploads implements UploadStore {
       () => null,
       (err: unknown) => err ?? new Error('file writer failed'),
     );
-    const { end: why } = await pumpBody(body, writer, { limit: (length ?? maxBytes) - start, signals: [options.signal, turn.signal], digest });
+    const { end: why } = await pumpBody(body, writer, { limit: (length ?? maxBytes) - start, signals: [options.signal], takeover: { signal: turn.signal, ...TAKEOVER_DRAIN }, digest });
     if (why.kind !== 'writer') writer.end();
     const writeError = await writerDone;
     const durable = await this.settledOffset(entry);
     if (writeError !== null) {
       // What reached the disk is unknown: back to the durable offset; the hash may count bytes
       // that are not there: dropped, and the bytes read back later.
-      await truncate(path, durable);
+      await truncate(path, durable).catch(() => {});
       throw writeError;
     }
     const end = start + writer.bytesWritten;
@@ -260,12 +282,7 @@ export class LocalUploads implements UploadStore {
       const saved = await this.save(entry, { offset: length, length, complete: true, ...fresh });
       return { upload: toUploadState(saved), file: null };
     }
-    let hash = entry.hash !== null && entry.hashOffset === length ? entry.hash : null;
-    if (hash === null) {
-      hash = await rehashFile(uploadDataPath(this.o.dir, id), length);
-      this.keepHash(entry, hash, length);
-    }
-    const sha256 = hash.copy().digest('hex');
+    const sha256 = (await this.hashUpTo(entry, length)).copy().digest('hex');
     try {
       await verify?.({ size: length, sha256 });
     } catch (err) {
@@ -297,79 +314,18 @@ export class LocalUploads implements UploadStore {
         if (!stored.progress.complete) throw new UploadIncompleteError(id);
         parts.push(stored);
       }
-      return await this.concatenate(turns, parts, init);
+      return await concatenateParts(
+        {
+          ...this.o,
+          hashUpTo: (entry, length) => this.hashUpTo(entry, length),
+          forget: (entry) => this.forget(entry),
+        },
+        turns.map((t) => t.entry),
+        parts,
+        init,
+      );
     } finally {
       for (const t of turns) t.release();
-    }
-  }
-
-  /**
-   * The final upload takes over the first partial upload's file (no copy, no re-hash while its
-   * sha256 is in memory) and the others are appended to it through the writer: their bytes are
-   * read, hashed and written once. Until the final upload's completing state is durable the
-   * first part is intact (its state says where its bytes end; anything after is cut back).
-   */
-  private async concatenate(turns: readonly Turn[], parts: readonly StoredUpload[], init: Omit<NewUpload, 'length' | 'partial'>): Promise<AppendResult> {
-    const first = parts[0] as StoredUpload;
-    const firstEntry = turns.find((t) => t.entry.id === first.header.id)?.entry as UploadEntry;
-    const firstPath = uploadDataPath(this.o.dir, first.header.id);
-    const firstLength = first.progress.offset;
-    let hash = firstEntry.hash !== null && firstEntry.hashOffset === firstLength ? firstEntry.hash : null;
-    if (hash === null) {
-      hash = await rehashFile(firstPath, firstLength);
-      this.keepHash(firstEntry, hash, firstLength);
-    }
-    const id = newFileId();
-    const finalHash = hash.copy();
-    const writer = this.o.createAppendWriter({ id, path: firstPath, offset: firstLength, hash: finalHash, checkpoint: null });
-    const writerDone = finished(writer).then(
-      () => null,
-      (err: unknown) => err ?? new Error('file writer failed'),
-    );
-    let total = firstLength;
-    let taken = false;
-    try {
-      for (const part of parts.slice(1)) {
-        const length = part.progress.offset;
-        if (length === 0) continue;
-        const source = createReadStream(uploadDataPath(this.o.dir, part.header.id), { start: 0, end: length - 1, highWaterMark: 1024 * 1024 });
-        const { end, bytes } = await pumpBody(source, writer, { limit: length, signals: [], digest: null });
-        source.destroy();
-        if (end.kind === 'cut' || end.kind === 'writer') throw end.error;
-        if (bytes !== length) throw new Error(`partial upload ${part.header.id} has ${bytes} of its ${length} bytes`);
-        total += length;
-      }
-      writer.end();
-      const writeError = await writerDone;
-      if (writeError !== null) throw writeError;
-      const sha256 = finalHash.digest('hex');
-      const now = new Date().toISOString();
-      const stored: StoredUpload = {
-        header: {
-          id,
-          meta: init.meta,
-          metadata: init.metadata,
-          partial: false,
-          completesOnLast: false,
-          created: now,
-          parts: parts.map((p) => p.header.id),
-          dataFrom: first.header.id,
-        },
-        progress: { seq: 0, offset: total, length: total, expires: null, complete: true, sha256, completed: now },
-      };
-      // Durable before the first part's file is renamed: from here the start-up recovery
-      // finishes this final upload (and removes its parts) instead of cutting the part back.
-      await createStateFile(uploadStatePath(this.o.dir, id), stored, this.o.fsync);
-      await this.o.directorySync?.sync();
-      taken = true;
-      const record = await finishCompletion(this.o.dir, stored, this.o.fsync, this.o.directorySync);
-      for (const t of turns) this.forget(t.entry);
-      return { upload: fileUploadState(record), file: record };
-    } catch (err) {
-      if (!writer.destroyed && !writer.writableFinished) writer.destroy();
-      await writerDone;
-      if (!taken) await truncate(firstPath, firstLength).catch(() => {});
-      throw err;
     }
   }
 
@@ -389,8 +345,9 @@ export class LocalUploads implements UploadStore {
   async listUploads(): Promise<UploadState[]> {
     const states: UploadState[] = [];
     for (const id of [...this.pending]) {
-      const entry = this.turns.peek(id);
-      const stored = entry?.stored ?? (await this.readStored(id));
+      const entry = this.turns.entry(id);
+      const stored = await this.loaded(entry);
+      this.turns.forgetIfIdle(entry);
       if (stored !== null && this.pending.has(id)) states.push(toUploadState(stored));
     }
     return states;
@@ -401,8 +358,10 @@ export class LocalUploads implements UploadStore {
     for (const id of [...this.pending]) {
       // An upload being written is not idle, whatever its state says.
       if (this.turns.busy(id)) continue;
-      const entry = this.turns.peek(id);
-      const stored = entry?.stored ?? (await this.readStored(id));
+      // Loaded once and kept (entries of pending uploads stay): the next sweep reads nothing.
+      const entry = this.turns.entry(id);
+      const stored = await this.loaded(entry);
+      this.turns.forgetIfIdle(entry);
       if (stored === null || !isExpired(stored, now)) continue;
       const turn = await this.turns.take(id, false);
       try {
@@ -430,7 +389,52 @@ export class LocalUploads implements UploadStore {
   private forget(entry: UploadEntry): void {
     entry.stored = null;
     entry.hash = null;
+    entry.rehash?.cancel();
+    entry.rehash = null;
     this.pending.delete(entry.id);
+  }
+
+  /** The sha256 of exactly the upload's first `length` bytes (written and synced): the running one, or read back. */
+  private async hashUpTo(entry: UploadEntry, length: number): Promise<Hash> {
+    if (entry.hash !== null && entry.hashOffset === length) return entry.hash;
+    const rehash = entry.rehash ?? new PrefixHash();
+    entry.rehash = rehash;
+    await rehash.catchUp(uploadDataPath(this.o.dir, entry.id), length);
+    if (entry.rehash === rehash) entry.rehash = null;
+    this.keepHash(entry, rehash.hash, length);
+    return rehash.hash;
+  }
+
+  /**
+   * After a restart: one step of reading the upload's durable bytes into its rebuilt hash, in
+   * the background. Called when the rebuild starts, after each save (the durable offset moved)
+   * and when a turn ends; once it has caught up while no turn runs, the hash is the upload's.
+   */
+  private chaseDurableOffset(entry: UploadEntry): void {
+    const rehash = entry.rehash;
+    if (rehash === null || rehash.chasing) return;
+    const target = entry.stored?.progress.offset;
+    if (target === undefined) return;
+    rehash.chasing = true;
+    rehash.catchUp(uploadDataPath(this.o.dir, entry.id), target).then(
+      () => {
+        rehash.chasing = false;
+        if (entry.rehash !== rehash) return;
+        const durable = entry.stored?.progress.offset;
+        if (durable === undefined) return;
+        if (rehash.position < durable) return this.chaseDurableOffset(entry);
+        // Exactly the durable bytes, and no append can be writing unhashed ones now.
+        if (!this.turns.busy(entry.id) && rehash.position === durable) {
+          entry.rehash = null;
+          this.keepHash(entry, rehash.hash, durable);
+        }
+      },
+      () => {
+        // A read failed (the upload went meanwhile, an I/O error): start over when next needed.
+        rehash.chasing = false;
+        if (entry.rehash === rehash) entry.rehash = null;
+      },
+    );
   }
 
   private keepHash(entry: UploadEntry, hash: Hash, offset: number): void {
@@ -472,6 +476,7 @@ export class LocalUploads implements UploadStore {
       await writeProgress(uploadStatePath(this.o.dir, entry.id), progress, this.o.fsync);
       const saved = { header: current.header, progress };
       entry.stored = saved;
+      this.chaseDurableOffset(entry);
       return saved;
     };
     const saving = entry.saving.then(run, run);
@@ -504,52 +509,8 @@ export class LocalUploads implements UploadStore {
   }
 }
 
-function toUploadState(stored: StoredUpload): UploadState {
-  const { header, progress } = stored;
-  return {
-    id: header.id,
-    offset: progress.offset,
-    length: progress.length,
-    meta: header.meta,
-    metadata: header.metadata,
-    partial: header.partial,
-    created: header.created,
-    expires: progress.complete && !header.partial ? null : progress.expires,
-    complete: progress.complete,
-    completesOnLast: header.completesOnLast,
-    parts: header.parts,
-  };
-}
-
-function fileUploadState(record: FileRecord): UploadState {
-  return {
-    id: record.id,
-    offset: record.size,
-    length: record.size,
-    meta: { field: record.field, filename: record.filename, contentType: record.contentType },
-    metadata: record.metadata ?? {},
-    partial: false,
-    created: record.created,
-    expires: null,
-    complete: true,
-    // Not kept in the record: what completed it no longer matters.
-    completesOnLast: false,
-    parts: record.parts ?? null,
-  };
-}
-
-function isExpired(stored: StoredUpload, now: Date): boolean {
-  const { expires, complete } = stored.progress;
-  if (complete && !stored.header.partial) return false;
-  return expires !== null && Date.parse(expires) <= now.getTime();
-}
-
 function isCount(n: number): boolean {
   return Number.isSafeInteger(n) && n >= 0;
-}
-
-function uploadNotFound(id: string): NotFoundError {
-  return new NotFoundError(`No upload with id ${JSON.stringify(id.slice(0, 64))}`, 'UPLOAD_NOT_FOUND');
 }
 
 function existsAs(id: string): (err: unknown) => never {

@@ -1,5 +1,3 @@
-import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { access, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DirectorySync } from './directory-sync.js';
@@ -7,9 +5,6 @@ import { partialRecordPath, recordPath, unlinkIfPresent, uploadDataPath, uploadS
 import { newRecord, serializeRecord } from './record.js';
 import type { FileRecord } from './store.js';
 import type { StoredUpload } from './upload-state-file.js';
-
-/** Reads of an upload's bytes to rebuild its sha256 after a restart. */
-const REHASH_READ_BYTES = 1024 * 1024;
 
 /**
  * Turns a complete upload (its state durable with `complete`, `sha256`, `completed`) into the
@@ -42,22 +37,6 @@ export async function finishCompletion(dir: string, stored: StoredUpload, fsync:
   }
   await unlinkIfPresent(uploadStatePath(dir, id));
   return record;
-}
-
-/**
- * The sha256 of a file's first `length` bytes, read back (after a restart the running hash of
- * an upload is gone). Rejects when the file holds fewer bytes.
- */
-export async function rehashFile(path: string, length: number): Promise<Hash> {
-  const hash = createHash('sha256');
-  if (length === 0) return hash;
-  let read = 0;
-  for await (const chunk of createReadStream(path, { start: 0, end: length - 1, highWaterMark: REHASH_READ_BYTES })) {
-    hash.update(chunk as Buffer);
-    read += (chunk as Buffer).length;
-  }
-  if (read !== length) throw new Error(`${path} holds ${read} of the upload's ${length} bytes`);
-  return hash;
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -1,5 +1,6 @@
 import type { Hash } from 'node:crypto';
 import { UploadInterruptedError } from '../lib/errors.js';
+import type { PrefixHash } from './upload-hashing.js';
 import type { StoredUpload } from './upload-state-file.js';
 
 /** What the process holds of one upload: bounded by the pending uploads and the requests in flight. */
@@ -10,6 +11,8 @@ export interface UploadEntry {
   /** The sha256 of exactly the upload's first `hashOffset` bytes; null: not known in this process. */
   hash: Hash | null;
   hashOffset: number;
+  /** After a restart: the sha256 being rebuilt from the disk, while `hash` is null. */
+  rehash: PrefixHash | null;
   /** The state saves in flight, in order. */
   saving: Promise<void>;
   running: AbortController | null;
@@ -39,7 +42,7 @@ export class UploadTurns {
   entry(id: string): UploadEntry {
     let entry = this.#entries.get(id);
     if (entry === undefined) {
-      entry = { id, stored: undefined, hash: null, hashOffset: 0, saving: Promise.resolve(), running: null, waiting: new Set(), tail: Promise.resolve(), users: 0 };
+      entry = { id, stored: undefined, hash: null, hashOffset: 0, rehash: null, saving: Promise.resolve(), running: null, waiting: new Set(), tail: Promise.resolve(), users: 0 };
       this.#entries.set(id, entry);
     }
     return entry;
@@ -55,10 +58,16 @@ export class UploadTurns {
     return entry !== undefined && (entry.running !== null || entry.waiting.size > 0);
   }
 
+  /** Running and rebuilding hashes held (tests: never more than the pending uploads). */
   countHashes(): number {
     let n = 0;
-    for (const e of this.#entries.values()) if (e.hash !== null) n += 1;
+    for (const e of this.#entries.values()) if (e.hash !== null || e.rehash !== null) n += 1;
     return n;
+  }
+
+  /** Drops the entry of an upload that does not exist, once nobody holds or waits for it. */
+  forgetIfIdle(entry: UploadEntry): void {
+    if (entry.users === 0 && !entry.stored && this.#entries.get(entry.id) === entry) this.#entries.delete(entry.id);
   }
 
   /** Waits for the turn on `id`; `takeover`: first ends the running turn and supersedes the waiting ones. */
@@ -85,7 +94,7 @@ export class UploadTurns {
       entry.running = null;
       entry.users -= 1;
       done();
-      if (entry.users === 0 && !entry.stored) this.#entries.delete(id);
+      this.forgetIfIdle(entry);
     };
     if (controller.signal.aborted) {
       release();

@@ -7,14 +7,15 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, statfsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, describe, test } from 'node:test';
+import { afterEach, describe, test, type TestContext } from 'node:test';
 import { SluiceError } from '../lib/errors.js';
 import { LocalStore, type LocalStoreOptions } from '../storage/local-store.js';
 import { readStateFile } from '../storage/upload-state-file.js';
+import { mountOrSkip, unmount } from './helpers/mount.js';
 import { failingAfter, meta, newUpload, openDescriptors, pattern, sha256, stuckAfter, unevenChunks } from './helpers/uploads.js';
 
 /** File systems known to take O_DIRECT (statfs magic numbers): ext4, XFS, btrfs. */
@@ -104,6 +105,24 @@ for (const directIo of [true, false]) {
       assert.ok(readFileSync(join(dir, id)).equals(data));
     });
 
+    test('after a restart the sha256 is rebuilt behind the appends, then hashed on the way in again', async () => {
+      dir = mkdtempSync(join(tmpdir(), 'sluice-uploads-'));
+      const data = pattern(6 * 1024 * 1024, 21);
+      let store = await openStore(options);
+      const { id } = await store.createUpload(newUpload(data.length));
+      await store.appendUpload(id, Readable.from(unevenChunks(data.subarray(0, 4 * 1024 * 1024 + 1))), { offset: 0 });
+      store = await openStore(options);
+      assert.deepEqual(store.uploads.hashStateOf(id), { running: null, rebuilt: null }, 'nothing is read back before an append needs it');
+      // The append is not held up by the read-back: it takes its bytes at once, unhashed.
+      const cut = new Error('cut');
+      await assert.rejects(store.appendUpload(id, failingAfter(data.subarray(4 * 1024 * 1024 + 1, 5 * 1024 * 1024), cut), { offset: 4 * 1024 * 1024 + 1 }), (e) => e === cut);
+      for (let i = 0; i < 500 && store.uploads.hashStateOf(id).running === null; i += 1) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(store.uploads.hashStateOf(id), { running: 5 * 1024 * 1024, rebuilt: null }, 'caught up with the durable bytes, then running again');
+      const { file } = await store.appendUpload(id, Readable.from([data.subarray(5 * 1024 * 1024)]), { offset: 5 * 1024 * 1024 });
+      assert.equal(file?.sha256, sha256(data));
+      assert.equal(store.uploads.hashesHeld, 0);
+    });
+
     test('a wrong offset is 409 with the true offset and changes nothing', async () => {
       dir = mkdtempSync(join(tmpdir(), 'sluice-uploads-'));
       const store = await openStore(options);
@@ -132,7 +151,15 @@ for (const directIo of [true, false]) {
       // A restart sees the same: the offset was durable before the append rejected.
       const again = await openStore(options);
       assert.equal((await again.getUpload(id))?.offset, 600_001);
-      await again.appendUpload(id, Readable.from([data.subarray(600_001)]), { offset: 600_001 });
+      // The request's signal aborting (client gone, idle timeout, shutdown): the same.
+      const controller = new AbortController();
+      const aborting = again.appendUpload(id, stuckAfter(data.subarray(600_001, 700_000)), { offset: 600_001, signal: controller.signal });
+      await new Promise((r) => setTimeout(r, 30));
+      const reason = new Error('idle timeout');
+      controller.abort(reason);
+      await assert.rejects(aborting, (err) => err === reason);
+      assert.equal((await again.getUpload(id))?.offset, 700_000);
+      await again.appendUpload(id, Readable.from([data.subarray(700_000)]), { offset: 700_000 });
       assert.equal((await again.stat(id))?.sha256, sha256(data));
     });
 
@@ -193,6 +220,33 @@ for (const directIo of [true, false]) {
       assert.equal(state?.offset, 400_000);
       assert.equal(((await stuck2) as SluiceError).code, 'UPLOAD_INTERRUPTED');
       await store.appendUpload(id, Readable.from([data.subarray(400_000)]), { offset: 400_000 });
+      assert.equal((await store.stat(id))?.sha256, sha256(data));
+    });
+
+    test('a takeover keeps what the old body still delivers at once (the buffers of a cut socket), then lets go', async () => {
+      dir = mkdtempSync(join(tmpdir(), 'sluice-uploads-'));
+      const store = await openStore(options);
+      const data = pattern(8 * 1024 * 1024, 22);
+      const { id } = await store.createUpload(newUpload(data.length));
+      let open = (): void => {};
+      const gate = new Promise<void>((r) => (open = r));
+      let reachedGate = (): void => {};
+      const atGate = new Promise<void>((r) => (reachedGate = r));
+      async function* body(): AsyncGenerator<Buffer> {
+        yield data.subarray(0, 1024 * 1024);
+        reachedGate();
+        await gate;
+        // What the kernel had received before the cut: it comes at once when read.
+        for (let at = 1024 * 1024; at < 4 * 1024 * 1024; at += 64 * 1024) yield data.subarray(at, at + 64 * 1024);
+        await new Promise(() => {}); // then nothing: the connection is dead
+      }
+      const old = store.appendUpload(id, body(), { offset: 0 }).catch((e: unknown) => e);
+      await atGate;
+      const interrupted = store.interruptUpload(id);
+      open();
+      assert.equal((await interrupted)?.offset, 4 * 1024 * 1024, 'the bytes at hand were read and kept, not thrown away');
+      assert.equal(((await old) as SluiceError).code, 'UPLOAD_INTERRUPTED');
+      await store.appendUpload(id, Readable.from([data.subarray(4 * 1024 * 1024)]), { offset: 4 * 1024 * 1024 });
       assert.equal((await store.stat(id))?.sha256, sha256(data));
     });
 
@@ -449,3 +503,42 @@ for (const directIo of [true, false]) {
     });
   });
 }
+
+describe('resumable uploads on scratch file systems (root only: mounted by the test)', () => {
+  let mountPoint = '';
+  afterEach(() => {
+    if (mountPoint !== '') unmount(mountPoint);
+    mountPoint = '';
+  });
+
+  function scratch(t: TestContext, type: string): string | null {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-uploads-'));
+    const point = join(dir, type);
+    mkdirSync(point);
+    if (!mountOrSkip(t, type, point)) return null;
+    mountPoint = point;
+    return point;
+  }
+
+  for (const type of ['ramfs', 'tmpfs']) {
+    test(`${type}: odd offsets, a restart and a takeover, byte-exact with the right sha256`, async (t) => {
+      const root = scratch(t, type);
+      if (root === null) return;
+      let store = new LocalStore(root, { fsync: true, directIo: true });
+      await store.open();
+      t.diagnostic(`${type}: ${store.writesDirect ? 'O_DIRECT' : 'page-cache'} writes`);
+      const data = pattern(1024 * 1024 + 4099, 30);
+      const { id } = await store.createUpload(newUpload(data.length));
+      await store.appendUpload(id, Readable.from(unevenChunks(data.subarray(0, 4097))), { offset: 0 });
+      const stuck = store.appendUpload(id, stuckAfter(data.subarray(4097, 300_001)), { offset: 4097 }).catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 30));
+      assert.equal((await store.interruptUpload(id))?.offset, 300_001);
+      assert.equal(((await stuck) as SluiceError).code, 'UPLOAD_INTERRUPTED');
+      store = new LocalStore(root, { fsync: true, directIo: true });
+      await store.open();
+      const { file } = await store.appendUpload(id, Readable.from(unevenChunks(data.subarray(300_001))), { offset: 300_001 });
+      assert.equal(file?.sha256, sha256(data));
+      assert.ok(readFileSync(join(root, id)).equals(data));
+    });
+  }
+});

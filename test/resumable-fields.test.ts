@@ -267,6 +267,8 @@ describe('Upload-Limit and Upload-Expires', () => {
     created: new Date().toISOString(),
     expires,
     complete,
+    completesOnLast: false,
+    parts: null,
   });
   test('OPTIONS: max-size from MAX_FILE_BYTES and the whole lifetime; interop 6 calls it expires, later max-age', () => {
     const c = config({ MAX_FILE_BYTES: '1GiB', UPLOAD_EXPIRY_MS: '3600000' });

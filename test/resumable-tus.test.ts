@@ -313,6 +313,7 @@ describe('tus: expiry, AUTH_TOKEN, CORS', () => {
     try {
       const denied = await curl([...TUS, '-X', 'POST', '-H', 'Upload-Length: 1', `${server.url}/uploads`]);
       assert.equal(denied.status, 401);
+      assert.equal(denied.headers['tus-resumable'], '1.0.0');
       const url = await create(server, ['-H', 'Authorization: Bearer secret-token', '-H', 'Upload-Length: 1']);
       assert.equal((await head(url)).status, 401);
       assert.equal((await curl([...TUS, '-H', 'Authorization: Bearer secret-token', '-I', url])).status, 200);

@@ -31,7 +31,7 @@ export async function startServer(env: Record<string, string> = {}, store?: Stor
   const parsed = loadConfig([], { LOG_LEVEL: 'silent', PORT: '0', DATA_DIR: dataDir, ...env });
   if (parsed.help) throw new Error('unreachable');
   const config = parsed.config;
-  const theStore = store ?? new LocalStore(dataDir);
+  const theStore = store ?? new LocalStore(dataDir, { uploadExpiryMs: config.uploadExpiryMs });
   await theStore.open();
   const app = createApp({ config, store: theStore, log: createLogger(config.logLevel), metrics: createMetrics(), ...options });
   app.server.listen(0, '127.0.0.1');
