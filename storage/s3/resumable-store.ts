@@ -165,21 +165,23 @@ export class S3Uploads implements UploadStore {
     }
   }
 
-  /** The upload, completed by another request or instance, as an append's result; null when it is gone. */
+  /**
+   * The upload, completed by another request or instance, as an append's result (with its file
+   * once the completer wrote the record, which it is given a few seconds for); null when it is gone.
+   */
   private async completedElsewhere(id: string): Promise<AppendResult | null> {
     this.sessions.forget(id);
+    let last: UploadState | null = null;
     for (let waited = 0; waited < COMPLETER_WAIT_MS; waited += 100) {
+      const record = await this.o.stat(id);
+      if (record !== null) return { upload: fileUploadState(record), file: record };
       const found = await this.find(id, null);
-      if (found === null) {
-        const record = await this.o.stat(id);
-        return record === null ? null : { upload: fileUploadState(record), file: record };
-      }
-      const state = this.stateFrom(found);
-      if (state === null) return null;
-      if (state.complete) return { upload: state, file: null };
+      last = found === null ? null : this.stateFrom(found);
+      if (last === null) return null;
+      if (last.partial && last.complete) return { upload: last, file: null };
       await sleep(100);
     }
-    return null;
+    return last?.complete === true ? { upload: last, file: null } : null;
   }
 
   private async append(turn: Turn, session: Session, found: Found, body: Readable | AsyncIterable<Buffer>, options: AppendOptions): Promise<AppendResult> {
@@ -205,7 +207,7 @@ export class S3Uploads implements UploadStore {
       () => null,
       (err: unknown) => err ?? new Error('upload writer failed'),
     );
-    const { end: why } = await pumpBody(body, writer, { limit: (length ?? maxBytes) - start, signals: [options.signal, turn.signal], digest });
+    const { end: why } = await pumpBody(body, writer, { limit: (length ?? maxBytes) - start, signals: [options.signal], takeover: { signal: turn.signal, ...TAKEOVER_DRAIN }, digest });
     if (why.kind !== 'writer') writer.end();
     const writeError = await writerDone;
     try {
@@ -409,8 +411,9 @@ export class S3Uploads implements UploadStore {
     if (view.open) return stateOf(doc, view.offset, view.length, expires, false);
     // The multipart upload is complete: a partial upload's bytes are its data object.
     if (doc.partial) return view.listing.data === null ? null : stateOf(doc, view.listing.data.size, view.listing.data.size, expires, true);
-    // A file being completed (or whose completer died before its record): every byte is there.
-    if (view.listing.finals.length > 0 && view.length !== null) return stateOf(doc, view.length, view.length, expires, false);
+    // A file being completed (or whose completer died before its record): every byte is there,
+    // and it answers complete as the local store does; bytes verify() refused are not a file.
+    if (view.listing.finals.length > 0 && view.length !== null) return stateOf(doc, view.length, view.length, expires, !view.listing.unverified);
     return null;
   }
 
@@ -421,6 +424,12 @@ export class S3Uploads implements UploadStore {
   }
 }
 
+/**
+ * An append taken over reads on only what its body delivers at once (as the local store does):
+ * a dead connection stops within 20 ms, the bytes a cut connection still had in its socket
+ * buffers are kept instead of sent again.
+ */
+const TAKEOVER_DRAIN = { idleMs: 20, maxMs: 250, maxBytes: 16 * 1024 * 1024 };
 /** Pending uploads looked at at once by listUploads. */
 const LIST_CONCURRENCY = 16;
 /** How long an append that lost the race to complete waits for the winner's record. */
