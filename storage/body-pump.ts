@@ -40,7 +40,6 @@ export interface PumpOptions {
 }
 
 const STOPPED = Symbol('stopped');
-const TAKEN_OVER = Symbol('taken over');
 const IDLE = Symbol('idle');
 
 /**
@@ -56,8 +55,11 @@ export async function pumpBody(body: Readable | AsyncIterable<Buffer>, writer: W
   let bytes = 0;
   let abortReason: unknown = null;
   let writerError: unknown = null;
+  // What wakes the wait in progress. A fresh promise per wait, never one for the whole pump:
+  // every Promise.race against a promise that never settles leaves a reaction on it, and each
+  // reaction holds its race's result, a chunk: the body would stay in memory until the end.
   let wake: (() => void) | null = null;
-  const stopped = new Promise<typeof STOPPED>((resolve) => (wake = () => resolve(STOPPED)));
+  const woken = (): Promise<typeof STOPPED> => new Promise((resolve) => (wake = () => resolve(STOPPED)));
   const onAbort = (event: Event): void => {
     abortReason ??= (event.target as AbortSignal).reason;
     wake?.();
@@ -75,12 +77,10 @@ export async function pumpBody(body: Readable | AsyncIterable<Buffer>, writer: W
   const drain = options.takeover;
   let takenOverAt: number | null = drain?.signal.aborted === true ? Date.now() : null;
   let bytesAtTakeover = takenOverAt === null ? 0 : bytes;
-  let onTakeover = (): void => {};
-  const takenOver = new Promise<typeof TAKEN_OVER>((resolve) => (onTakeover = () => resolve(TAKEN_OVER)));
   const markTakeover = (): void => {
     takenOverAt ??= Date.now();
     bytesAtTakeover = bytes;
-    onTakeover();
+    wake?.();
   };
   if (drain !== undefined && takenOverAt === null) drain.signal.addEventListener('abort', markTakeover, { once: true });
   writer.on('error', onWriterError);
@@ -96,13 +96,11 @@ export async function pumpBody(body: Readable | AsyncIterable<Buffer>, writer: W
       if (writerError !== null) return stop({ kind: 'writer', error: writerError });
       if (abortReason !== null) return stop({ kind: 'cut', error: abortReason });
       let idle: NodeJS.Timeout | null = null;
-      const waits: Array<Promise<unknown>> = [stopped];
+      const waits: Array<Promise<unknown>> = [woken()];
       if (takenOverAt !== null && drain !== undefined) {
         const left = Math.min(drain.idleMs, takenOverAt + drain.maxMs - Date.now());
         if (left <= 0 || bytes - bytesAtTakeover >= drain.maxBytes) return stop({ kind: 'cut', error: drain.signal.reason });
         waits.push(new Promise((resolve) => (idle = setTimeout(() => resolve(IDLE), left))));
-      } else if (drain !== undefined) {
-        waits.push(takenOver);
       }
       if (pending === null) {
         pending = it.next();
@@ -117,7 +115,7 @@ export async function pumpBody(body: Readable | AsyncIterable<Buffer>, writer: W
         if (idle !== null) clearTimeout(idle);
       }
       if (step === IDLE) return stop({ kind: 'cut', error: (drain as TakeoverDrain).signal.reason });
-      if (step === STOPPED || step === TAKEN_OVER) continue; // the checks at the top say what next
+      if (step === STOPPED) continue; // the checks at the top say what next
       pending = null;
       const result = step as IteratorResult<unknown>;
       if (result.done === true) return { end: { kind: 'ended' }, bytes };
@@ -129,7 +127,7 @@ export async function pumpBody(body: Readable | AsyncIterable<Buffer>, writer: W
         let onDrain = (): void => {};
         const drained = new Promise<void>((r) => (onDrain = r));
         writer.once('drain', onDrain);
-        await Promise.race([drained, stopped]);
+        await Promise.race([drained, woken()]);
         writer.off('drain', onDrain);
       }
     }
