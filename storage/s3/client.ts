@@ -84,11 +84,11 @@ export class S3Client {
   }
 
   /**
-   * PutObject with `If-None-Match: *`: false, and nothing written, when the key exists already.
-   * Engines without conditional writes ignore the header (then this is a plain PutObject and
-   * answers true); see the README's S3 section for what holds where.
+   * PutObject with `If-None-Match: *`: `written` false, and nothing written, when the key exists
+   * already. Engines without conditional writes ignore the header (then this is a plain PutObject
+   * and answers true); see the README's S3 section for what holds where.
    */
-  async putObjectIfAbsent(key: string, body: Buffer, options: WriteOptions = {}): Promise<boolean> {
+  async putObjectIfAbsent(key: string, body: Buffer, options: WriteOptions = {}): Promise<{ written: boolean; etag: string | null }> {
     const res = await this.transport.request({
       operation: 'PutObject',
       method: 'PUT',
@@ -101,7 +101,7 @@ export class S3Client {
       expect: [412],
     });
     res.resume();
-    return res.statusCode !== 412;
+    return { written: res.statusCode !== 412, etag: res.statusCode === 412 ? null : (res.headers.etag ?? null) };
   }
 
   async createMultipartUpload(key: string, options: WriteOptions = {}): Promise<string> {

@@ -4,15 +4,15 @@ import { BadGatewayError, NotFoundError } from '../../lib/errors.js';
 import { newRecord, parseRecord, serializeRecord } from '../record.js';
 import type { FileRecord } from '../store.js';
 import type { S3Client, UploadedPart } from './client.js';
-import { hasS3Code } from './errors.js';
 import type { UploadKeys } from './resumable-keys.js';
 import type { Session } from './resumable-sessions.js';
 import type { UploadDoc } from './resumable-state.js';
 
 /** How long a completer that lost the race waits for the winner's record before hashing the file itself. */
 const WINNER_WAIT_MS = 3_000;
-/** CompleteMultipartUpload attempts when another writer replaced a part between ListParts and it. */
-const COMPLETE_ATTEMPTS = 3;
+/** CompleteMultipartUpload attempts while another writer replaces a part or completes at the same time. */
+const COMPLETE_ATTEMPTS = 5;
+const COMPLETE_BACKOFF_MS = 200;
 const MAX_RECORD_BYTES = 64 * 1024;
 
 export interface Completion {
@@ -48,12 +48,16 @@ export async function completeFile(c: Completion): Promise<FileRecord> {
   const { client, doc, length } = c;
   let sha256: string | null = null;
   let completedParts: readonly UploadedPart[] | null = null;
+  let verified = false;
   for (let attempt = 1; completedParts === null; attempt += 1) {
     const parts = await client.listParts(doc.dataKey, doc.uploadId);
     if (parts === null) break; // completed (or aborted) elsewhere: see below
     const counted = checkParts(parts, doc.partBytes, length);
     sha256 = chainDigest(c, counted);
-    if (sha256 !== null && c.verify !== undefined) await verifyOrHold(c, sha256);
+    if (sha256 !== null && c.verify !== undefined && !verified) {
+      await verifyOrHold(c, sha256);
+      verified = true;
+    }
     try {
       if (counted.length === 0) {
         // An empty file: S3 cannot complete a multipart upload without parts.
@@ -64,10 +68,12 @@ export async function completeFile(c: Completion): Promise<FileRecord> {
       }
       completedParts = counted;
     } catch (err) {
-      if (hasS3Code(err, 'InvalidPart') && attempt < COMPLETE_ATTEMPTS) continue;
       // Another instance may have completed it first (NoSuchUpload; Ceph 16 answers 500): the object says.
       if ((await client.headObject(doc.dataKey))?.size === length) break;
-      throw err;
+      if (attempt >= COMPLETE_ATTEMPTS) throw err;
+      // A part replaced between ListParts and now (InvalidPart), or another completer at work
+      // (Ceph 16: 500 "multipart completion is already in progress"): look again shortly.
+      await sleep(COMPLETE_BACKOFF_MS * attempt);
     }
   }
   const head = await client.headObject(doc.dataKey);
@@ -192,7 +198,7 @@ async function waitForRecord(c: Completion): Promise<FileRecord | null> {
 async function writeRecord(c: Completion, sha256: string): Promise<FileRecord> {
   const { client, keys, doc } = c;
   let record = newRecord(doc.id, doc.meta, c.length, sha256, { metadata: doc.metadata });
-  const written = await client.putObjectIfAbsent(keys.record(doc.id), Buffer.from(serializeRecord(record)), { contentType: 'application/json' });
+  const { written } = await client.putObjectIfAbsent(keys.record(doc.id), Buffer.from(serializeRecord(record)), { contentType: 'application/json' });
   if (!written) record = (await readRecord(c)) ?? record;
   await removeUploadObjects(client, keys, doc.id, { keep: [doc.dataKey] }).catch(() => {});
   c.session.chain = null;

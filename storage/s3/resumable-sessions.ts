@@ -19,6 +19,8 @@ import type { UploadDoc } from './resumable-state.js';
 export interface Session {
   readonly id: string;
   doc: UploadDoc | null;
+  /** The state object's ETag when `doc` was read: another ETag is another upload of the same id (a fetch job made again). */
+  docEtag: string | null;
   /** Full parts 1..n known to exist (they never go while the multipart upload does): ListParts starts after them. */
   knownParts: UploadedPart[];
   chain: { hash: Hash; at: number } | null;
@@ -58,7 +60,7 @@ export class Sessions {
   get(id: string): Session {
     let s = this.map.get(id);
     if (s === undefined) {
-      s = { id, doc: null, knownParts: [], chain: null, parts: new Map(), pieces: new Map(), tail: null, touched: Date.now() };
+      s = { id, doc: null, docEtag: null, knownParts: [], chain: null, parts: new Map(), pieces: new Map(), tail: null, touched: Date.now() };
       this.map.set(id, s);
       this.evictSessions();
     } else {
@@ -94,6 +96,17 @@ export class Sessions {
       if (this.tailBytes <= this.tailBudget) break;
       if (other !== s) this.takeTail(other);
     }
+  }
+
+  /** Forgets what `s` knew of its upload (the id now names another one), keeping the object its users hold. */
+  reset(s: Session): void {
+    this.takeTail(s);
+    s.doc = null;
+    s.docEtag = null;
+    s.knownParts = [];
+    s.chain = null;
+    s.parts.clear();
+    s.pieces.clear();
   }
 
   forget(id: string): void {

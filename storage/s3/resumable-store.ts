@@ -108,14 +108,19 @@ export class S3Uploads implements UploadStore {
       completesOnLast: init.completesOnLast ?? false,
       created: new Date().toISOString(),
     };
+    let etag: string | null;
     try {
-      if (!(await client.putObjectIfAbsent(this.keys.state(id), serializeDoc(doc), { contentType: 'application/json' }))) throw new UploadExistsError(id);
+      const put = await client.putObjectIfAbsent(this.keys.state(id), serializeDoc(doc), { contentType: 'application/json' });
+      if (!put.written) throw new UploadExistsError(id);
+      etag = put.etag;
     } catch (err) {
       await client.abortMultipartUpload(dataKey, uploadId).catch(() => false);
       throw err;
     }
+    this.sessions.forget(id);
     const session = this.sessions.get(id);
     session.doc = doc;
+    session.docEtag = etag;
     session.chain = doc.partial ? null : { hash: createHash('sha256'), at: 0 };
     // tus: an upload of length 0 is complete as soon as it exists.
     if (init.length === 0 && !doc.completesOnLast) {
@@ -390,11 +395,19 @@ export class S3Uploads implements UploadStore {
     const listing = sortListing(this.keys, id, objects);
     if (listing.state === null) return null;
     let doc = session?.doc ?? null;
+    if (session !== null && doc !== null && session.docEtag !== listing.state.etag) {
+      // Another state object under this id: what this process remembered was another upload's.
+      this.sessions.reset(session);
+      doc = null;
+    }
     if (doc === null) {
       const text = await client.getObjectText(this.keys.state(id), MAX_DOC_BYTES);
       if (text === null) return null;
       doc = parseDoc(text, id);
-      if (session !== null) session.doc = doc;
+      if (session !== null) {
+        session.doc = doc;
+        session.docEtag = listing.state.etag;
+      }
     }
     // Parts never go away while the multipart upload exists: those this process saw are asked after.
     const known = session?.knownParts ?? [];
