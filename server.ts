@@ -5,13 +5,15 @@
  */
 import { ConfigError, describeConfig, helpText, loadConfig, type Config } from './lib/config.js';
 import { createApp } from './lib/app.js';
-import { createLogger } from './lib/log.js';
+import { createLogger, resolveLogFormat } from './lib/log.js';
 import { createMetrics } from './lib/prometheus.js';
 import { createStore } from './storage/create-store.js';
 import { LocalStore } from './storage/local-store.js';
+import { describeTlsPair, loadTlsPair, type TlsPair } from './lib/tls.js';
 
 async function main(): Promise<void> {
   let config: Config;
+  let tls: TlsPair | null;
   try {
     const parsed = loadConfig(process.argv.slice(2), process.env);
     if (parsed.help) {
@@ -19,6 +21,8 @@ async function main(): Promise<void> {
       return;
     }
     config = parsed.config;
+    // Unreadable, malformed or mismatched files stop start-up like any invalid setting.
+    tls = await loadTlsPair(config.tlsCert, config.tlsKey);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`sluice: invalid configuration: ${err.message}\n`);
@@ -27,13 +31,13 @@ async function main(): Promise<void> {
     throw err;
   }
 
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, undefined, resolveLogFormat(config.logFormat, process.stdout.isTTY === true));
   const store = await createStore(config);
   await store.open();
   if (config.directIo && store instanceof LocalStore && !store.writesDirect) {
     log.warn('DATA_DIR does not take O_DIRECT writes; files are written through the page cache', { dataDir: config.dataDir });
   }
-  const app = createApp({ config, store, log, metrics: createMetrics() });
+  const app = createApp({ config, store, log, metrics: createMetrics(), tls });
 
   // Signal handlers go in before the "listening" line: whoever reads that line (systemd, a test,
   // a supervisor) may signal at once, and without a handler SIGTERM kills the process outright.
@@ -62,13 +66,38 @@ async function main(): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 
+  // SIGHUP (systemctl reload, a certbot deploy hook): read TLS_CERT and TLS_KEY again and use
+  // them for new connections; open connections and transfers go on with the pair they have. A
+  // pair that fails its checks is logged and the one in use kept. Without TLS there is nothing
+  // to reload, and SIGHUP must not kill the process (its default action). One reload at a time.
+  let reloading: Promise<void> = Promise.resolve();
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(async () => {
+      if (tls === null) return log.info('SIGHUP: no TLS_CERT and TLS_KEY to reload');
+      try {
+        const pair = (await loadTlsPair(config.tlsCert, config.tlsKey)) as TlsPair;
+        app.setTlsPair(pair);
+        tls = pair;
+        log.info('TLS certificate reloaded', describeTlsPair(pair));
+      } catch (err) {
+        const setting = err instanceof ConfigError ? err.setting : null;
+        log.error('TLS reload failed; the certificate in use is kept', { setting, message: err instanceof Error ? err.message : String(err), inUse: describeTlsPair(tls) });
+      }
+    });
+  });
+
   await new Promise<void>((resolve, reject) => {
     app.server.once('error', reject);
     app.server.listen(config.port, config.host, () => resolve());
   });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
-  log.info('listening', { url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`, pid: process.pid, config: describeConfig(config) });
+  if (tls !== null) {
+    log.info('TLS certificate', describeTlsPair(tls));
+    if (Date.parse(tls.validTo) < Date.now()) log.warn('the TLS certificate has expired', describeTlsPair(tls));
+  }
+  const scheme = tls === null ? 'http' : 'https';
+  log.info('listening', { url: `${scheme}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`, pid: process.pid, config: describeConfig(config) });
 }
 
 main().catch((err: unknown) => {

@@ -6,7 +6,7 @@ import { charsetDecoder, parseParameterized } from '../multipart/header-params.j
 import { MultipartParser } from '../multipart/parser.js';
 import type { FileRecord, FileWriter } from '../storage/store.js';
 import { parserOptions } from './multipart-options.js';
-import { requestBody } from '../lib/request-body.js';
+import { fileLimit, uploadBody } from './upload-limits.js';
 import type { UploadResult } from './upload.js';
 
 /**
@@ -35,7 +35,8 @@ const CHARSET_FIELD = '_charset_';
  * failure every writer of the request is aborted, so nothing of it stays behind.
  */
 export async function receiveMultipart(ctx: RequestContext, boundary: string): Promise<UploadResult> {
-  const { req, store, config } = ctx;
+  const { store, config } = ctx;
+  const maxFileBytes = fileLimit(ctx);
   const writers: FileWriter[] = [];
   const finishing: Array<Promise<void>> = [];
   const fields: ReceivedField[] = [];
@@ -95,7 +96,7 @@ export async function receiveMultipart(ctx: RequestContext, boundary: string): P
     if (failed) throw new Error('upload already failed');
     const writer = store.createWriter(
       { field: part.name, filename: part.filename === '' ? null : part.filename, contentType: part.contentType ?? 'application/octet-stream' },
-      { maxBytes: config.maxFileBytes },
+      { maxBytes: maxFileBytes },
     );
     // A write error (ENOSPC) may come while nobody waits on this writer: keep it from being
     // an uncaught 'error' event. It stays in `writer.errored`, and the next write, the drain
@@ -107,7 +108,7 @@ export async function receiveMultipart(ctx: RequestContext, boundary: string): P
 
   try {
     const run = (batches: AsyncIterable<MultipartEvent[]>): Promise<void> => (consuming = consume(batches));
-    await pipeline(requestBody(req), new MultipartParser(parserOptions(config, boundary)), run, { signal: ctx.signal });
+    await pipeline(uploadBody(ctx), new MultipartParser(parserOptions(config, boundary, maxFileBytes)), run, { signal: ctx.signal });
     await Promise.all(finishing);
     const files = await commitAll(writers);
     return { files, fields: decodeFields(fields) };

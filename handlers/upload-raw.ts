@@ -2,26 +2,27 @@ import type { RequestContext } from '../lib/context.js';
 import { MalformedRequestError } from '../lib/errors.js';
 import { dispositionFilename, lastPathSegment, parseContentDisposition } from '../multipart/content-disposition.js';
 import { saveStream } from '../storage/save-stream.js';
-import { requestBody } from '../lib/request-body.js';
+import { fileLimit, uploadBody } from './upload-limits.js';
 import { parseContentDigest } from './content-digest.js';
 import type { UploadResult } from './upload.js';
 
 /**
- * Any body that is not multipart/form-data is one file. Its name comes from `?filename=`, else
- * from a `Content-Disposition` request header, else none. With `Content-Digest: sha-256=:...:`
+ * Any body that is not multipart/form-data is one file. Its name is `filename` when given (the
+ * path of `PUT /upload/<name>`), else from `?filename=`, else from a `Content-Disposition`
+ * request header, else none. With `Content-Digest: sha-256=:...:`
  * or `Repr-Digest` (RFC 9530) the stored bytes are checked before the file becomes visible.
  */
-export async function receiveRaw(ctx: RequestContext): Promise<UploadResult> {
-  const { req, url, store, config } = ctx;
+export async function receiveRaw(ctx: RequestContext, filename?: string | null): Promise<UploadResult> {
+  const { req, url, store } = ctx;
   // A stored body is never re-coded: its content and its representation are the same bytes,
   // so Content-Digest and Repr-Digest (RFC 9530 2, 3) both check them.
   const expected = [parseContentDigest(req.headers['content-digest']), parseContentDigest(req.headers['repr-digest'])].filter((d) => d !== null);
   const record = await saveStream(
     store,
-    requestBody(req),
-    { field: null, filename: rawFilename(url, req.headers['content-disposition']), contentType: req.headers['content-type'] ?? 'application/octet-stream' },
+    uploadBody(ctx),
+    { field: null, filename: filename === undefined ? rawFilename(url, req.headers['content-disposition']) : filename, contentType: req.headers['content-type'] ?? 'application/octet-stream' },
     {
-      maxBytes: config.maxFileBytes,
+      maxBytes: fileLimit(ctx),
       signal: ctx.signal,
       verify: ({ sha256 }) => {
         if (expected.some((d) => d !== sha256)) {

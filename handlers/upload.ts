@@ -4,6 +4,7 @@ import { receiveMultipart } from './upload-multipart.js';
 import { receiveRaw } from './upload-raw.js';
 import { sendJson } from '../lib/respond.js';
 import type { FileRecord } from '../storage/store.js';
+import { filenameFromPath } from './upload-name.js';
 import { uploadAnswer } from '../lib/upload-answer.js';
 import { serveResumableUpgrade, wantsResumableUpgrade } from '../resumable/serve.js';
 
@@ -25,6 +26,20 @@ export async function handleUpload(ctx: RequestContext): Promise<void> {
   const result = isMultipartFormData(contentType)
     ? await receiveMultipart(ctx, boundaryFromContentType(contentType))
     : await receiveRaw(ctx);
+  answerUpload(ctx, result);
+}
+
+/**
+ * `PUT /upload/<name>`, what `curl -T weights.bin http://host/upload/` sends (curl appends the
+ * file's name to a URL ending in `/`): the body is one file, named after the last path segment,
+ * percent-decoded, whatever its Content-Type. The name is metadata only, as `?filename=` is.
+ */
+export async function handleNamedUpload(ctx: RequestContext): Promise<void> {
+  answerUpload(ctx, await receiveRaw(ctx, filenameFromPath(ctx.url.pathname)));
+}
+
+/** 201 with the files and fields stored, in the order received. */
+function answerUpload(ctx: RequestContext, result: UploadResult): void {
   ctx.metrics.filesStored(result.files.length);
   sendJson(ctx.res, 201, uploadAnswer(result.files, result.fields));
 }

@@ -1,5 +1,6 @@
 import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Config } from './config.js';
 import type { RequestContext } from './context.js';
@@ -19,6 +20,10 @@ import type { Metrics } from './metrics.js';
 import { sendError, toSluiceError } from './respond.js';
 import type { Store } from '../storage/store.js';
 import { routeRequest, type Route } from './routes.js';
+import { checkDeclaredUpload, fileLimit } from '../handlers/upload-limits.js';
+import { isMultipartFormData } from '../multipart/content-type.js';
+import { hasLink, linkKey, verifyLink, type LinkGrant } from './signed-links.js';
+import type { TlsPair } from './tls.js';
 import { addCorsHeaders, allowedOrigin, answerPreflight, isPreflight } from './cors.js';
 import { isStickyHeader } from './sticky-headers.js';
 import { headerValue } from './header-value.js';
@@ -29,12 +34,17 @@ export interface AppDeps {
   readonly store: Store;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** With a pair, the server speaks HTTPS (HTTP/1.1 only) on its port; null or absent: plain HTTP. */
+  readonly tls?: TlsPair | null;
   /** How often expired resumable uploads are looked for (default: every minute); tests shorten it. */
   readonly expirySweepMs?: number;
 }
 
 export interface App {
+  /** An `https.Server` under TLS: the same HTTP server with TLS in front of each connection. */
   readonly server: Server;
+  /** New connections use `pair` from now on; connections already open keep theirs. */
+  setTlsPair(pair: TlsPair): void;
   /**
    * Stops accepting, lets in-flight requests finish for up to `graceMs`, then aborts the rest
    * (their files are removed by their handlers) and resolves once every request has ended.
@@ -81,21 +91,35 @@ export function createApp(deps: AppDeps): App {
   // Incomplete resumable uploads past UPLOAD_EXPIRY_MS go at start-up and then every minute.
   const expirySweep = startExpirySweep({ store: deps.store, log, metrics, ...(deps.expirySweepMs === undefined ? {} : { intervalMs: deps.expirySweepMs }) });
 
-  const server = createServer(
-    {
-      // The absolute request timeout (300 s by default) would cut any long upload; the idle
-      // timeout below (server.timeout) is what stops stalled clients instead.
-      requestTimeout: 0,
-      headersTimeout: config.headersTimeoutMs,
-      // An idle keep-alive connection is kept this long. Behind a load balancer it must outlast
-      // the balancer's own idle timeout (AWS ALB: 60 s), or the balancer reuses a connection we
-      // are closing and its client gets a 502. nginx keeps 75 s; Node's 5 s is too short for that.
-      keepAliveTimeout: KEEP_ALIVE_MS,
-      // Check headersTimeout every second, not every 30 s, so slow-header clients are cut on time.
-      connectionsCheckingInterval: 1_000,
-    },
-    (req, res) => void handle(req, res, false),
-  );
+  const httpOptions: ServerOptions = {
+    // The absolute request timeout (300 s by default) would cut any long upload; the idle
+    // timeout below (server.timeout) is what stops stalled clients instead.
+    requestTimeout: 0,
+    headersTimeout: config.headersTimeoutMs,
+    // An idle keep-alive connection is kept this long. Behind a load balancer it must outlast
+    // the balancer's own idle timeout (AWS ALB: 60 s), or the balancer reuses a connection we
+    // are closing and its client gets a 502. nginx keeps 75 s; Node's 5 s is too short for that.
+    keepAliveTimeout: KEEP_ALIVE_MS,
+    // Check headersTimeout every second, not every 30 s, so slow-header clients are cut on time.
+    connectionsCheckingInterval: 1_000,
+  };
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => void handle(req, res, false);
+  const tls = deps.tls ?? null;
+  const server =
+    tls === null
+      ? createServer(httpOptions, onRequest)
+      : // node:https is node:http's server behind TLS (HTTP/1.1; ALPN says so to clients that
+        // offer h2). Its type is not http.Server's, its behaviour is: every method used below exists.
+        (createTlsServer(
+          { ...httpOptions, cert: tls.cert, key: tls.key, ALPNProtocols: ['http/1.1'], minVersion: 'TLSv1.2', handshakeTimeout: config.headersTimeoutMs },
+          onRequest,
+        ) as unknown as Server);
+  if (tls !== null) {
+    // A failed handshake: a plain-HTTP request on this port (its first bytes are no TLS record),
+    // a client that does not trust the certificate, a scanner. Node closes the connection; it
+    // never reaches a handler, so nothing is served.
+    server.on('tlsClientError', (err: NodeJS.ErrnoException) => log.debug('TLS handshake failed', { code: err.code ?? null, message: err.message }));
+  }
   // A client that half-closes once its request is sent (`nc -q`, `socat`, scripts calling
   // shutdown(SHUT_WR)) still reads the answer. Node's default aborts the request at the FIN, so
   // such an upload was dropped and answered with nothing. A FIN in the middle of a body is still
@@ -190,7 +214,13 @@ export function createApp(deps: AppDeps): App {
       }
       if (match.kind === 'not-found') throw new NotFoundError(`No route for ${url.pathname}`);
       if (match.kind === 'method') throw new MethodNotAllowedError(match.allowed);
-      if (match.route.auth && !authorized(req, config.authToken)) throw new UnauthorizedError();
+      // The bearer token, else a signed link for exactly this request (403 LINK_* if it is bad).
+      let grant: LinkGrant | null = null;
+      if (match.route.auth && !authorized(req, config.authToken)) {
+        const key = linkKey(config);
+        if (key === null || !hasLink(url.searchParams)) throw new UnauthorizedError();
+        grant = verifyLink(key, match.method, url.pathname, url.searchParams);
+      }
       if (match.route.upload) {
         if (shuttingDown) throw new ServiceUnavailableError('SHUTTING_DOWN', 'The server is shutting down', 5);
         if (uploadsInFlight >= config.maxConcurrentUploads) {
@@ -199,7 +229,7 @@ export function createApp(deps: AppDeps): App {
         // Take the slot before the await below, or concurrent requests could all pass the check.
         uploadsInFlight += 1;
         holdsSlot = true;
-        await checkDeclaredLength(req, match.route, deps);
+        await checkDeclaredLength(req, match.route, deps, fileLimit({ config, grant }));
         // Counted as an upload (in flight, then stored or aborted) only once it may send its body.
         isUpload = true;
         metrics.uploadStarted();
@@ -225,6 +255,7 @@ export function createApp(deps: AppDeps): App {
         log,
         metrics,
         sendContinue,
+        grant,
       };
       const work = match.handler(ctx);
       handlerSettled = work.catch(() => {});
@@ -305,7 +336,12 @@ export function createApp(deps: AppDeps): App {
     return { aborted };
   }
 
-  return { server, shutdown };
+  function setTlsPair(pair: TlsPair): void {
+    if (tls === null) throw new Error('the server was started without TLS');
+    (server as unknown as TlsServer).setSecureContext({ cert: pair.cert, key: pair.key, minVersion: 'TLSv1.2' });
+  }
+
+  return { server, shutdown, setTlsPair };
 }
 
 /** Resolves when `work` does or after `ms`, whichever comes first; true if the time ran out. */
@@ -396,23 +432,16 @@ function hasUnreadBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-async function checkDeclaredLength(req: IncomingMessage, route: Route, deps: AppDeps): Promise<void> {
+async function checkDeclaredLength(req: IncomingMessage, route: Route, deps: AppDeps, maxFileBytes: number): Promise<void> {
   const header = req.headers['content-length'];
   if (header === undefined || !route.storesBody) return;
   const declared = Number(header);
   if (!Number.isSafeInteger(declared)) return; // Node's parser has already rejected nonsense
   const { minFreeBytes } = deps.config;
-  // A raw body is one file; a multipart body may carry several (MAX_REQUEST_BYTES, which
-  // defaults to MAX_FILE_BYTES, so an oversized upload is refused before it is sent).
-  const multipart = /^\s*multipart\//i.test(req.headers['content-type'] ?? '');
-  const maxRequestBytes = multipart ? deps.config.maxRequestBytes : deps.config.maxFileBytes;
-  if (declared > maxRequestBytes) {
-    throw new LimitExceededError(
-      multipart ? 'REQUEST_TOO_LARGE' : 'FILE_TOO_LARGE',
-      `The body (${declared} bytes) is over ${multipart ? 'MAX_REQUEST_BYTES' : 'MAX_FILE_BYTES'} (${maxRequestBytes} bytes)`,
-      maxRequestBytes,
-    );
-  }
+  // A raw body is one file; a multipart body may carry several, and is refused only when no
+  // acceptable body could be as long (handlers/upload-limits.ts).
+  const multipart = route.bodyIsOneFile !== true && isMultipartFormData(req.headers['content-type']);
+  checkDeclaredUpload(declared, multipart, deps.config, maxFileBytes);
   const free = await deps.store.freeBytes();
   if (free !== null && declared > free - minFreeBytes) {
     throw new LimitExceededError(

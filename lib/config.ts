@@ -4,10 +4,13 @@ import { parseSize } from './size.js';
 export interface Config {
   readonly port: number;
   readonly host: string;
+  /** PEM certificate (chain) and key files: HTTPS on PORT when set (lib/tls.ts reads them). */
+  readonly tlsCert: string | null;
+  readonly tlsKey: string | null;
   readonly dataDir: string;
   /** Largest single file, in bytes; Infinity = no limit besides the disk. */
   readonly maxFileBytes: number;
-  /** Largest declared body of a multipart upload; Infinity = no limit. Defaults to maxFileBytes. */
+  /** Largest body of an upload request, declared or streamed; Infinity (the default) = no limit of its own. */
   readonly maxRequestBytes: number;
   readonly maxFiles: number;
   readonly maxFields: number;
@@ -22,10 +25,16 @@ export interface Config {
   readonly directIo: boolean;
   readonly maxConcurrentUploads: number;
   readonly authToken: string | null;
+  /** Key material for signed links; null: derived from authToken (lib/signed-links.ts). */
+  readonly linkSecret: string | null;
+  /** The base of the URLs `POST /links` hands out; null: the request's Host. */
+  readonly publicUrl: URL | null;
   readonly idleTimeoutMs: number;
   readonly headersTimeoutMs: number;
   readonly shutdownGraceMs: number;
   readonly logLevel: LogLevel;
+  /** `auto`: text lines when stdout is a terminal, JSON otherwise (lib/log.ts). */
+  readonly logFormat: 'auto' | 'json' | 'text';
   readonly fetchTimeoutMs: number;
   /** `host` or `host:port` entries (lower-case) exempt from the SSRF guard. */
   readonly fetchAllow: readonly string[];
@@ -81,9 +90,11 @@ const S3_MIN_PART_BYTES = 5 * 1024 * 1024; // S3's smallest allowed part (all bu
 export const SETTINGS: readonly Setting[] = [
   { env: 'PORT', kind: 'port', fallback: '8080', help: 'TCP port to listen on (0 = any free port)' },
   { env: 'HOST', kind: 'string', fallback: '127.0.0.1', help: 'address to listen on (0.0.0.0 for all)' },
+  { env: 'TLS_CERT', kind: 'string', fallback: '', help: 'PEM certificate file (a chain is served whole): HTTPS on PORT, reloaded on SIGHUP' },
+  { env: 'TLS_KEY', kind: 'string', fallback: '', help: 'PEM private key file of TLS_CERT' },
   { env: 'DATA_DIR', kind: 'string', fallback: './data', help: 'directory for stored files (created if missing)' },
   { env: 'MAX_FILE_BYTES', kind: 'size-or-unlimited', fallback: 'unlimited', help: 'largest file accepted' },
-  { env: 'MAX_REQUEST_BYTES', kind: 'size-or-unlimited', fallback: '', help: 'largest declared multipart body (default: MAX_FILE_BYTES)' },
+  { env: 'MAX_REQUEST_BYTES', kind: 'size-or-unlimited', fallback: 'unlimited', help: 'largest upload request body, all files and fields together' },
   { env: 'MAX_FILES', kind: 'count', fallback: '100', help: 'files per request' },
   { env: 'MAX_FIELDS', kind: 'count', fallback: '1000', help: 'non-file fields per request' },
   { env: 'MAX_FIELD_BYTES', kind: 'size', fallback: '1MiB', help: 'bytes of one field value' },
@@ -94,10 +105,13 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'DIRECT_IO', kind: 'bool', fallback: 'true', help: 'write files with O_DIRECT, around the page cache, where the file system takes it' },
   { env: 'MAX_CONCURRENT_UPLOADS', kind: 'count', fallback: '64', help: 'uploads in flight before 503' },
   { env: 'AUTH_TOKEN', kind: 'string', fallback: '', help: 'bearer token required on every route but /healthz', secret: true },
+  { env: 'LINK_SECRET', kind: 'string', fallback: '', help: 'key for signed links (POST /links); unset: derived from AUTH_TOKEN; changing it revokes every link', secret: true },
+  { env: 'PUBLIC_URL', kind: 'url', fallback: '', help: "base URL of the links POST /links hands out (unset: the request's Host)" },
   { env: 'IDLE_TIMEOUT_MS', kind: 'ms', fallback: '60000', help: 'abort a request body idle this long (408)' },
   { env: 'HEADERS_TIMEOUT_MS', kind: 'ms', fallback: '10000', help: 'time allowed to send the request headers' },
   { env: 'SHUTDOWN_GRACE_MS', kind: 'ms', fallback: '30000', help: 'on SIGTERM, time in-flight transfers get to finish' },
   { env: 'LOG_LEVEL', kind: 'enum', fallback: 'info', help: 'log level', choices: ['debug', 'info', 'warn', 'error', 'silent'] },
+  { env: 'LOG_FORMAT', kind: 'enum', fallback: 'auto', help: 'log lines: json, text (short lines for a person), auto (text on a terminal, else json)', choices: ['auto', 'json', 'text'] },
   { env: 'FETCH_TIMEOUT_MS', kind: 'ms', fallback: '30000', help: 'wait this long for an origin to answer /fetch, or for its next bytes (504)' },
   { env: 'FETCH_ALLOW', kind: 'list', fallback: '', help: 'comma-separated host or host:port exempt from the SSRF guard' },
   { env: 'PROXY_TARGET', kind: 'url', fallback: '', help: 'destination URL of POST /proxy (unset: 503)' },
@@ -171,9 +185,11 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
   const config: Config = {
     port: parse('PORT', port),
     host: parse('HOST', nonEmpty),
+    tlsCert: get('TLS_CERT') || null,
+    tlsKey: get('TLS_KEY') || null,
     dataDir: parse('DATA_DIR', nonEmpty),
     maxFileBytes: parse('MAX_FILE_BYTES', sizeOrUnlimited),
-    maxRequestBytes: get('MAX_REQUEST_BYTES') === '' ? parse('MAX_FILE_BYTES', sizeOrUnlimited) : parse('MAX_REQUEST_BYTES', sizeOrUnlimited),
+    maxRequestBytes: parse('MAX_REQUEST_BYTES', sizeOrUnlimited),
     maxFiles: parse('MAX_FILES', count),
     maxFields: parse('MAX_FIELDS', count),
     maxFieldBytes: parse('MAX_FIELD_BYTES', size),
@@ -184,10 +200,13 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
     directIo: parse('DIRECT_IO', bool),
     maxConcurrentUploads: parse('MAX_CONCURRENT_UPLOADS', positiveCount),
     authToken: get('AUTH_TOKEN') === '' ? null : get('AUTH_TOKEN'),
+    linkSecret: get('LINK_SECRET') === '' ? null : get('LINK_SECRET'),
+    publicUrl: parse('PUBLIC_URL', baseUrl),
     idleTimeoutMs: parse('IDLE_TIMEOUT_MS', ms),
     headersTimeoutMs: parse('HEADERS_TIMEOUT_MS', positiveMs),
     shutdownGraceMs: parse('SHUTDOWN_GRACE_MS', ms),
     logLevel: parse('LOG_LEVEL', choice) as LogLevel,
+    logFormat: parse('LOG_FORMAT', choice) as 'auto' | 'json' | 'text',
     fetchTimeoutMs: parse('FETCH_TIMEOUT_MS', positiveMs),
     fetchAllow: parse('FETCH_ALLOW', list),
     proxyTarget: parse('PROXY_TARGET', httpUrl),
@@ -222,6 +241,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
     maxFileBytes: Number.isFinite(config.maxFileBytes) ? config.maxFileBytes : 'unlimited',
     maxRequestBytes: Number.isFinite(config.maxRequestBytes) ? config.maxRequestBytes : 'unlimited',
     authToken: config.authToken === null ? null : '<redacted>',
+    linkSecret: config.linkSecret === null ? null : '<redacted>',
+    publicUrl: config.publicUrl?.href ?? null,
     proxyTarget: config.proxyTarget?.href ?? null,
     s3: { ...config.s3, secretKey: config.s3.secretKey === null ? null : '<redacted>' },
   };
@@ -282,6 +303,14 @@ function list(text: string): string[] {
     .split(',')
     .map((x) => x.trim().toLowerCase())
     .filter((x) => x !== '');
+}
+/** An http(s) URL that a path can be appended to: no query, no fragment. */
+function baseUrl(text: string, s: Setting): URL | null {
+  const url = httpUrl(text, s);
+  if (url !== null && (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '')) {
+    fail(s, text, 'an http:// or https:// URL without query, fragment or credentials');
+  }
+  return url;
 }
 /** `*`, or origins as browsers send them (`https://app.example.com:8443`, no path), compared exactly. */
 function origins(text: string, s: Setting): string[] {

@@ -3,6 +3,7 @@ import type { Config } from './config.js';
 import type { Store } from '../storage/store.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
+import type { LinkGrant } from './signed-links.js';
 
 /** Everything a handler gets for one request. */
 export interface RequestContext {
@@ -19,6 +20,12 @@ export interface RequestContext {
   readonly requestId: string;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /**
+   * What the signed link this request came with grants (its method, path, expiry, maxBytes);
+   * null when the bearer token (or no AUTH_TOKEN) let it in. Handlers of uploads bound each
+   * file by `grant.maxBytes` (handlers/upload-limits.ts fileLimit).
+   */
+  readonly grant: LinkGrant | null;
   /**
    * Sends `100 Continue` if the client asked for it and nothing was sent yet. The server calls it
    * before the handler, except on routes with `deferContinue`, whose handlers call it once the

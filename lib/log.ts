@@ -1,8 +1,17 @@
 import type { LogLevel } from './config.js';
+import { formatTextLine } from './log-text.js';
 
 const RANK: Readonly<Record<LogLevel, number>> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
-/** One JSON object per line on stdout (journald collects it under systemd). */
+/** `json`: one object per line, for journald and log shippers. `text`: short lines for a person at a terminal. */
+export type LogFormat = 'json' | 'text';
+
+/** LOG_FORMAT: `auto` is text when stdout is a terminal, else JSON (under systemd stdout is the journal, not a terminal). */
+export function resolveLogFormat(setting: LogFormat | 'auto', stdoutIsTty: boolean): LogFormat {
+  return setting === 'auto' ? (stdoutIsTty ? 'text' : 'json') : setting;
+}
+
+/** One line per event on stdout: JSON (journald collects it under systemd) or text (see log-text.ts). */
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -10,10 +19,11 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-export function createLogger(level: LogLevel, write: (line: string) => void = stdoutWriter()): Logger {
+export function createLogger(level: LogLevel, write: (line: string) => void = stdoutWriter(), format: LogFormat = 'json'): Logger {
   const min = RANK[level];
   const emit = (lvl: Exclude<LogLevel, 'silent'>, msg: string, fields?: Record<string, unknown>): void => {
     if (RANK[lvl] < min) return;
+    if (format === 'text') return write(`${formatTextLine(new Date(), lvl, msg, fields ?? {})}\n`);
     write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...fields }, errorReplacer)}\n`);
   };
   return {

@@ -3,10 +3,11 @@ import type { Handler } from './context.js';
 import { markDialect } from '../resumable/serve.js';
 import { handleHealth } from '../handlers/health.js';
 import { handleMetrics } from '../handlers/metrics.js';
-import { handleUpload } from '../handlers/upload.js';
+import { handleNamedUpload, handleUpload } from '../handlers/upload.js';
 import { handleDeleteFile, handleGetFile, handleListFiles } from '../handlers/files.js';
 import { handleFetch, handleFetchToStore } from '../handlers/fetch.js';
 import { handleProxy } from '../handlers/proxy.js';
+import { handleCreateLink } from '../handlers/links.js';
 import { handleUploadResource, handleUploadsCollection } from '../handlers/uploads.js';
 
 export interface Route {
@@ -17,6 +18,8 @@ export interface Route {
   readonly upload: boolean;
   /** Its body is checked against MAX_FILE_BYTES and free space before it is read. */
   readonly storesBody: boolean;
+  /** Its body is one file whatever its Content-Type (`PUT /upload/<name>`): never held to the multipart bound. */
+  readonly bodyIsOneFile?: boolean;
   /** The handler sends `100 Continue` itself (`ctx.sendContinue`), after judging the headers. */
   readonly deferContinue?: boolean;
   /**
@@ -45,6 +48,7 @@ const ROUTES: readonly RouteEntry[] = [
   { name: 'healthz', ...plain, auth: false, match: (p) => p === '/healthz', methods: { GET: handleHealth, HEAD: handleHealth } },
   { name: 'metrics', ...plain, match: (p) => p === '/metrics', methods: { GET: handleMetrics } },
   { name: 'upload', ...plain, upload: true, storesBody: true, match: (p) => p === '/upload', methods: { POST: handleUpload, PUT: handleUpload } },
+  { name: 'upload', ...plain, upload: true, storesBody: true, bodyIsOneFile: true, match: (p) => p.startsWith('/upload/'), methods: { PUT: handleNamedUpload } },
   { name: 'files', ...plain, match: (p) => p === '/files' || p === '/files/', methods: { GET: handleListFiles, HEAD: handleListFiles } },
   {
     name: 'file',
@@ -54,6 +58,7 @@ const ROUTES: readonly RouteEntry[] = [
   },
   { name: 'fetch', ...plain, uploadMethods: ['POST'], match: (p) => p === '/fetch', methods: { GET: handleFetch, HEAD: handleFetch, POST: handleFetchToStore } },
   { name: 'proxy', ...plain, upload: true, match: (p) => p === '/proxy', methods: { POST: handleProxy } },
+  { name: 'links', ...plain, match: (p) => p === '/links', methods: { POST: handleCreateLink } },
   // Resumable uploads (tus 1.0.0 and draft-ietf-httpbis-resumable-upload): see resumable/.
   {
     name: 'uploads',

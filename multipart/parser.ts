@@ -24,9 +24,9 @@ const DEFAULT_MAX_PART_HEADER_BYTES = 16 * 1024; // Node's default max HTTP head
 const DEFAULT_MAX_HEADER_LINES = 32;
 const DEFAULT_MAX_FIELD_BYTES = 1024 * 1024;
 /** Bytes of preamble we skip looking for the first delimiter, so a non-multipart body fails fast. */
-const MAX_PREAMBLE_BYTES = 64 * 1024;
+export const MAX_PREAMBLE_BYTES = 64 * 1024;
 /** RFC 2046 5.1.1 transport padding after a delimiter; real clients send none. */
-const MAX_PADDING_BYTES = 256;
+export const MAX_PADDING_BYTES = 256;
 
 const CR = 0x0d;
 const LF = 0x0a;

@@ -10,6 +10,7 @@ import {
   UploadNotPartialError,
 } from '../lib/errors.js';
 import { requestBody } from '../lib/request-body.js';
+import { fileLimit } from '../handlers/upload-limits.js';
 import type { FileRecord } from '../storage/store.js';
 import type { AppendResult, NewUpload, UploadState, UploadStore } from '../storage/uploads.js';
 import type { Dialect } from './dialect.js';
@@ -26,8 +27,11 @@ export type Outcome =
   | { readonly kind: 'terminated' };
 
 export interface ExecuteHooks {
-  /** The request's headers passed every check: its body may come now (`100 Continue`). */
-  beforeBody(): void;
+  /**
+   * The request's headers passed every check: its body may come now (`100 Continue`), into
+   * `upload` (null for a concatenation, which has no body).
+   */
+  beforeBody(upload: UploadState | null): void;
   /** A creation made its upload, before reading any body (the draft's 104 goes out here). */
   created(upload: UploadState): void;
 }
@@ -68,7 +72,7 @@ async function create(op: CreateOperation, ctx: RequestContext, uploads: UploadS
   ctx.metrics.resumableUploads('created');
   // 100 Continue first, then the draft's 104 (RFC 9110 15.2 allows several interim answers; the
   // draft: "the server MUST NOT omit the 100 (Continue) response because it has sent" a 104).
-  hooks.beforeBody();
+  hooks.beforeBody(upload);
   hooks.created(upload);
   // Content to append, or a draft creation that completes an empty representation
   // (`Upload-Complete: ?1` without content), or a tus upload of length 0 ("immediately complete
@@ -90,7 +94,7 @@ async function concatenate(parts: readonly string[], file: CreateOperation['file
     total += part.offset;
   }
   await checkRoomFor(total, ctx);
-  hooks.beforeBody();
+  hooks.beforeBody(null);
   const result = await uploads.concatenateUploads(parts, { meta: file.meta, metadata: file.metadata });
   ctx.metrics.resumableUploads('created');
   hooks.created(result.upload);
@@ -128,7 +132,7 @@ async function append(op: AppendOperation, ctx: RequestContext, dialect: Dialect
   if (length !== null && declared !== null && op.offset === upload.offset && op.offset + declared > length) {
     throw new UploadLengthExceededError(length);
   }
-  hooks.beforeBody();
+  hooks.beforeBody(upload);
   const result = await appendBody(ctx, uploads, op.id, op);
   return { kind: 'appended', upload: result.upload, file: result.file };
 }
@@ -152,7 +156,7 @@ async function appendBody(
   id: string,
   op: Pick<AppendOperation, 'offset' | 'length' | 'last' | 'body' | 'checksum'>,
 ): Promise<AppendResult> {
-  const { config, metrics } = ctx;
+  const { metrics } = ctx;
   const body = op.body ? countedBody(ctx) : emptyBody();
   const result = await uploads.appendUpload(id, body, {
     offset: op.offset,
@@ -160,7 +164,7 @@ async function appendBody(
     last: op.last,
     ...(op.length === null ? {} : { length: op.length }),
     ...(op.checksum === null ? {} : { checksum: op.checksum }),
-    ...(Number.isFinite(config.maxFileBytes) ? { maxBytes: config.maxFileBytes } : {}),
+    ...(Number.isFinite(fileLimit(ctx)) ? { maxBytes: fileLimit(ctx) } : {}),
   });
   countCompletion({ metrics }, result);
   return result;
@@ -191,9 +195,12 @@ async function* emptyBody(): AsyncGenerator<Buffer> {
  * store (as for POST /upload: a length that cannot fit is refused before any byte is sent).
  */
 async function checkRoomFor(bytes: number, ctx: RequestContext, wholeLength = bytes): Promise<void> {
-  const { maxFileBytes, minFreeBytes } = ctx.config;
+  const { minFreeBytes } = ctx.config;
+  // MAX_FILE_BYTES, or less when the upload was created through a signed link with maxBytes.
+  const maxFileBytes = fileLimit(ctx);
   if (wholeLength > maxFileBytes) {
-    throw new LimitExceededError('FILE_TOO_LARGE', `The upload's length (${wholeLength} bytes) is over MAX_FILE_BYTES (${maxFileBytes} bytes)`, maxFileBytes);
+    const limit = maxFileBytes < ctx.config.maxFileBytes ? "the signed link's maxBytes" : 'MAX_FILE_BYTES';
+    throw new LimitExceededError('FILE_TOO_LARGE', `The upload's length (${wholeLength} bytes) is over ${limit} (${maxFileBytes} bytes)`, maxFileBytes);
   }
   const free = await ctx.store.freeBytes();
   if (free !== null && bytes > free - minFreeBytes) {

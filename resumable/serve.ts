@@ -25,12 +25,16 @@ export async function serveResumable(ctx: RequestContext, target: Target, check?
   }
   let op: Operation | null = null;
   let created: UploadState | null = null;
+  let stopProgress = (): void => {};
   try {
     if (dialect === null && ctx.method !== 'OPTIONS') throw new Error('a dialect is chosen for everything but OPTIONS');
     const uploads = ctx.store;
     op = parseOperation(ctx.req, ctx.url, ctx.method, dialect ?? { kind: 'tus' }, target);
     const outcome = await execute(op, ctx, dialect ?? { kind: 'tus' }, uploads, {
-      beforeBody: () => ctx.sendContinue(),
+      beforeBody: (upload) => {
+        ctx.sendContinue();
+        if (dialect?.kind === 'ietf' && upload !== null) stopProgress = reportProgress(ctx, dialect.interop, upload);
+      },
       created: (upload) => {
         created = upload;
         if (dialect?.kind === 'ietf') announceUpload(ctx, dialect.interop, upload);
@@ -44,7 +48,41 @@ export async function serveResumable(ctx: RequestContext, target: Target, check?
     // MAY abruptly terminate the previous HTTP connection").
     if ((err as { code?: unknown } | null)?.code === 'UPLOAD_INTERRUPTED') ctx.req.socket.destroy();
     throw dressError(err, ctx, dialect, op, created);
+  } finally {
+    stopProgress();
   }
+}
+
+/** How often a draft append's durable offset is looked at for a progress 104. */
+const PROGRESS_INTERVAL_MS = 1_000;
+
+/**
+ * The draft's progress reports: "While the request content is being processed, the server
+ * SHOULD [MAY until draft -08] send interim responses with a 104 (Upload Resumption Supported)
+ * status code and the Upload-Offset header field set to the current offset", without Location.
+ * Only durable offsets are told (the store's checkpoints, every 64 MiB by default), so none is
+ * ever taken back, and only when it moved. Returns the function that stops it.
+ */
+function reportProgress(ctx: RequestContext, interop: InteropVersion, upload: UploadState): () => void {
+  let told = upload.offset;
+  let looking = false;
+  const timer = setInterval(() => {
+    if (looking || ctx.res.headersSent) return;
+    looking = true;
+    ctx.store
+      .getUpload(upload.id)
+      .then((now) => {
+        if (now === null || now.complete || now.offset <= told) return;
+        told = now.offset;
+        writeInterimResponse(ctx.res, 104, 'Upload Resumption Supported', [
+          ['Upload-Draft-Interop-Version', String(interop)],
+          ['Upload-Offset', String(now.offset)],
+        ]);
+      })
+      .catch(() => {})
+      .finally(() => (looking = false));
+  }, PROGRESS_INTERVAL_MS).unref();
+  return () => clearInterval(timer);
 }
 
 /**

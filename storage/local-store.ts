@@ -110,6 +110,7 @@ export class LocalStore implements Store {
     // recovery writes, which the sweep below would otherwise remove.
     const recovery = await recoverUploads(this.dir, await readdir(this.dir), this.fsync, this.directorySync);
     this.uploads.adopt(recovery.pending);
+    void this.uploads.rebuildHashes();
     this.recovered = recovery.actions;
     await this.documents.sweep();
     // Sweep what a crash left: partial files, and bytes whose record never made it.
@@ -197,7 +198,9 @@ export class LocalStore implements Store {
     return s.blocks === 0 ? null : s.bavail * s.bsize;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.uploads.close();
+  }
 
   // Resumable uploads (`uploads.ts`): see local-uploads.ts.
   createUpload(init: NewUpload, options?: CreateUploadOptions): Promise<UploadState> {

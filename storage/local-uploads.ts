@@ -1,4 +1,4 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { open, truncate } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
@@ -23,7 +23,7 @@ import { unlinkIfPresent, uploadDataPath, uploadStatePath } from './local-names.
 import type { FileRecord } from './store.js';
 import { concatenateParts } from './upload-concatenation.js';
 import { finishCompletion } from './upload-completion.js';
-import { PrefixHash } from './upload-hashing.js';
+import { keepHash, PrefixHash, UploadHashes } from './upload-hashing.js';
 import { createStateFile, readStateFile, writeProgress, type StoredUpload, type UploadProgress } from './upload-state-file.js';
 import { fileUploadState, isExpired, toUploadState, uploadNotFound } from './upload-states.js';
 import { UploadTurns, type Turn, type UploadEntry } from './upload-turns.js';
@@ -62,11 +62,14 @@ export interface LocalUploadsOptions {
 export class LocalUploads implements UploadStore {
   private readonly o: LocalUploadsOptions;
   private readonly turns = new UploadTurns();
+  private readonly hashes: UploadHashes;
   /** Ids of the uploads that exist and are not files (MAX_PENDING_UPLOADS, expiry). Bounded by them. */
   private readonly pending = new Set<string>();
+  private closed = false;
 
   constructor(options: LocalUploadsOptions) {
     this.o = options;
+    this.hashes = new UploadHashes((id) => uploadDataPath(options.dir, id), (id) => this.turns.busy(id));
   }
 
   /** Uploads whose sha256 (running or being rebuilt) is held in memory (tests: it never outgrows the pending uploads). */
@@ -83,6 +86,33 @@ export class LocalUploads implements UploadStore {
   /** Start-up: `ids` are the uploads whose state survived recovery (`upload-recovery.ts`). */
   adopt(ids: Iterable<string>): void {
     for (const id of ids) this.pending.add(id);
+  }
+
+  /**
+   * After a restart: rebuilds the sha256 of every pending upload that has not expired, one
+   * upload at a time, in the background (the store's open() starts it and does not wait). An
+   * upload whose client comes back has its hash ready the sooner, so its completion does not
+   * wait for the read-back; one whose append comes first simply continues this one.
+   */
+  async rebuildHashes(): Promise<void> {
+    for (const id of [...this.pending]) {
+      if (this.closed) return;
+      const entry = this.turns.entry(id);
+      const stored = await this.loaded(entry).catch(() => null);
+      this.turns.forgetIfIdle(entry);
+      if (stored === null || entry.hash !== null || entry.rehash !== null || isExpired(stored, new Date())) continue;
+      const rehash = new PrefixHash();
+      entry.rehash = rehash;
+      // Up to the durable offset as it is now; the chase goes on from there as it moves.
+      await rehash.catchUp(uploadDataPath(this.o.dir, id), stored.progress.offset).catch(() => {});
+      this.hashes.chase(entry);
+    }
+  }
+
+  /** Stops the background work: rebuilt hashes being read. */
+  close(): void {
+    this.closed = true;
+    for (const id of this.pending) this.turns.peek(id)?.rehash?.cancel();
   }
 
   async createUpload(init: NewUpload, options: CreateUploadOptions = {}): Promise<UploadState> {
@@ -165,7 +195,7 @@ export class LocalUploads implements UploadStore {
       return await this.append(turn, stored, body, options);
     } finally {
       turn.release();
-      this.chaseDurableOffset(turn.entry);
+      this.hashes.chase(turn.entry);
     }
   }
 
@@ -189,7 +219,7 @@ export class LocalUploads implements UploadStore {
     if (hash === null && start === 0) hash = createHash('sha256');
     if (hash === null && entry.rehash === null) {
       entry.rehash = new PrefixHash();
-      this.chaseDurableOffset(entry);
+      this.hashes.chase(entry);
     }
     // Until this append settles the hash is the writer's; it goes back to the entry only where
     // it matches the durable bytes again.
@@ -221,7 +251,7 @@ export class LocalUploads implements UploadStore {
     }
     const end = start + writer.bytesWritten;
     const discard = (restoreTo: number): Promise<void> => {
-      if (restoreTo === start && before !== null) this.keepHash(entry, before, start);
+      if (restoreTo === start && before !== null) keepHash(entry, before, start);
       return truncate(path, restoreTo);
     };
     if (digest !== null && options.checksum !== undefined) {
@@ -236,7 +266,7 @@ export class LocalUploads implements UploadStore {
       await discard(durable);
       throw overError();
     }
-    if (hash !== null) this.keepHash(entry, hash, end);
+    if (hash !== null) keepHash(entry, hash, end);
     if (why.kind === 'cut') {
       await this.record(entry, end, length);
       throw why.error;
@@ -276,13 +306,12 @@ export class LocalUploads implements UploadStore {
    */
   private async complete(entry: UploadEntry, length: number, verify: AppendOptions['verify']): Promise<AppendResult> {
     const stored = entry.stored as StoredUpload;
-    const id = stored.header.id;
     const fresh = length > stored.progress.offset ? { expires: this.expiresAfter(Date.now()) } : {};
     if (stored.header.partial) {
       const saved = await this.save(entry, { offset: length, length, complete: true, ...fresh });
       return { upload: toUploadState(saved), file: null };
     }
-    const sha256 = (await this.hashUpTo(entry, length)).copy().digest('hex');
+    const sha256 = (await this.hashes.upTo(entry, length)).copy().digest('hex');
     try {
       await verify?.({ size: length, sha256 });
     } catch (err) {
@@ -317,7 +346,7 @@ export class LocalUploads implements UploadStore {
       return await concatenateParts(
         {
           ...this.o,
-          hashUpTo: (entry, length) => this.hashUpTo(entry, length),
+          hashUpTo: (entry, length) => this.hashes.upTo(entry, length),
           forget: (entry) => this.forget(entry),
         },
         turns.map((t) => t.entry),
@@ -394,54 +423,6 @@ export class LocalUploads implements UploadStore {
     this.pending.delete(entry.id);
   }
 
-  /** The sha256 of exactly the upload's first `length` bytes (written and synced): the running one, or read back. */
-  private async hashUpTo(entry: UploadEntry, length: number): Promise<Hash> {
-    if (entry.hash !== null && entry.hashOffset === length) return entry.hash;
-    const rehash = entry.rehash ?? new PrefixHash();
-    entry.rehash = rehash;
-    await rehash.catchUp(uploadDataPath(this.o.dir, entry.id), length);
-    if (entry.rehash === rehash) entry.rehash = null;
-    this.keepHash(entry, rehash.hash, length);
-    return rehash.hash;
-  }
-
-  /**
-   * After a restart: one step of reading the upload's durable bytes into its rebuilt hash, in
-   * the background. Called when the rebuild starts, after each save (the durable offset moved)
-   * and when a turn ends; once it has caught up while no turn runs, the hash is the upload's.
-   */
-  private chaseDurableOffset(entry: UploadEntry): void {
-    const rehash = entry.rehash;
-    if (rehash === null || rehash.chasing) return;
-    const target = entry.stored?.progress.offset;
-    if (target === undefined) return;
-    rehash.chasing = true;
-    rehash.catchUp(uploadDataPath(this.o.dir, entry.id), target).then(
-      () => {
-        rehash.chasing = false;
-        if (entry.rehash !== rehash) return;
-        const durable = entry.stored?.progress.offset;
-        if (durable === undefined) return;
-        if (rehash.position < durable) return this.chaseDurableOffset(entry);
-        // Exactly the durable bytes, and no append can be writing unhashed ones now.
-        if (!this.turns.busy(entry.id) && rehash.position === durable) {
-          entry.rehash = null;
-          this.keepHash(entry, rehash.hash, durable);
-        }
-      },
-      () => {
-        // A read failed (the upload went meanwhile, an I/O error): start over when next needed.
-        rehash.chasing = false;
-        if (entry.rehash === rehash) entry.rehash = null;
-      },
-    );
-  }
-
-  private keepHash(entry: UploadEntry, hash: Hash, offset: number): void {
-    entry.hash = hash;
-    entry.hashOffset = offset;
-  }
-
   /** Records the bytes up to `offset` (written and synced by the writer) and the length, if either changed. */
   private async record(entry: UploadEntry, offset: number, length: number | null): Promise<StoredUpload> {
     await entry.saving;
@@ -476,7 +457,7 @@ export class LocalUploads implements UploadStore {
       await writeProgress(uploadStatePath(this.o.dir, entry.id), progress, this.o.fsync);
       const saved = { header: current.header, progress };
       entry.stored = saved;
-      this.chaseDurableOffset(entry);
+      this.hashes.chase(entry);
       return saved;
     };
     const saving = entry.saving.then(run, run);

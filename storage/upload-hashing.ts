@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, type ReadStream } from 'node:fs';
+import type { UploadEntry } from './upload-turns.js';
 
 /** Reads of an upload's bytes to rebuild its sha256 after a restart. */
 const REHASH_READ_BYTES = 1024 * 1024;
@@ -57,4 +58,68 @@ export async function hashFilePrefix(path: string, length: number): Promise<Hash
   const prefix = new PrefixHash();
   await prefix.catchUp(path, length);
   return prefix.hash;
+}
+
+/** `hash` is the sha256 of exactly the upload's first `offset` bytes: its running hash from now on. */
+export function keepHash(entry: UploadEntry, hash: Hash, offset: number): void {
+  entry.hash = hash;
+  entry.hashOffset = offset;
+}
+
+/**
+ * Where each pending upload's sha256 comes from: the running hash, or a PrefixHash that reads the
+ * durable bytes back and chases the offset (see PrefixHash).
+ */
+export class UploadHashes {
+  readonly #dataPath: (id: string) => string;
+  /** A turn runs or waits on the upload (an append may be writing unhashed bytes). */
+  readonly #busy: (id: string) => boolean;
+
+  constructor(dataPath: (id: string) => string, busy: (id: string) => boolean) {
+    this.#dataPath = dataPath;
+    this.#busy = busy;
+  }
+
+  /** The sha256 of exactly the upload's first `length` bytes (written and synced): the running one, or read back. */
+  async upTo(entry: UploadEntry, length: number): Promise<Hash> {
+    if (entry.hash !== null && entry.hashOffset === length) return entry.hash;
+    const rehash = entry.rehash ?? new PrefixHash();
+    entry.rehash = rehash;
+    await rehash.catchUp(this.#dataPath(entry.id), length);
+    if (entry.rehash === rehash) entry.rehash = null;
+    keepHash(entry, rehash.hash, length);
+    return rehash.hash;
+  }
+
+  /**
+   * One step of reading the upload's durable bytes into its rebuilt hash, in the background.
+   * Called when the rebuild starts, after each save (the durable offset moved) and when a turn
+   * ends; once it has caught up while no turn runs, the hash is the upload's running one.
+   */
+  chase(entry: UploadEntry): void {
+    const rehash = entry.rehash;
+    if (rehash === null || rehash.chasing) return;
+    const target = entry.stored?.progress.offset;
+    if (target === undefined) return;
+    rehash.chasing = true;
+    rehash.catchUp(this.#dataPath(entry.id), target).then(
+      () => {
+        rehash.chasing = false;
+        if (entry.rehash !== rehash) return;
+        const durable = entry.stored?.progress.offset;
+        if (durable === undefined) return;
+        if (rehash.position < durable) return this.chase(entry);
+        // Exactly the durable bytes, and no append can be writing unhashed ones now.
+        if (!this.#busy(entry.id) && rehash.position === durable) {
+          entry.rehash = null;
+          keepHash(entry, rehash.hash, durable);
+        }
+      },
+      () => {
+        // A read failed (the upload went meanwhile, an I/O error): start over when next needed.
+        rehash.chasing = false;
+        if (entry.rehash === rehash) entry.rehash = null;
+      },
+    );
+  }
 }

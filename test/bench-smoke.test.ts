@@ -1,7 +1,7 @@
 /**
- * The benchmark still works: a tiny run (16 MiB, raw upload and its baselines) must print the
- * Markdown table, write the JSON of raw figures and the SVG charts. It checks that the
- * benchmark runs and reports, not how fast anything is (timings are not tests).
+ * The benchmark still works: tiny runs (16 MiB: the raw upload and its baselines; the resumable
+ * rows) must print the Markdown table, write the JSON of raw figures and the SVG charts. It checks
+ * that the benchmark runs and reports, not how fast anything is (timings are not tests).
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -69,4 +69,17 @@ test('bench smoke run: 16 MiB raw upload prints the table and writes the JSON an
   const svg = await readFile(join(charts, '16MiB', 'upload-raw.svg'), 'utf8');
   assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
   assert.match(svg, /<path d="M[\d.]+,[\d.]+L/);
+});
+
+test('bench smoke run: the resumable rows (one PATCH, 5 silent cuts with the stored sha256 checked, 1 MiB PATCHes) run and report', { timeout: 240_000 }, async () => {
+  const out = join(work, 'resumable.json');
+  const charts = join(work, 'charts-resumable');
+  const run = await runBench(['--size', '16MiB', '--only', 'resumable-cut,resumable-1mib-patches', '--out', out, '--charts-dir', charts], 230_000);
+  assert.equal(run.code, 0, `bench exited with ${run.code}\n${run.stderr.slice(-3000)}`);
+  for (const row of ['resumable-one-patch', 'resumable-cut', 'resumable-1mib-patches']) {
+    assert.match(run.stdout, new RegExp(`^\\| \\*\\*${row}\\*\\* +\\| +16 MiB \\| +[\\d,]+ \\|`, 'm'));
+  }
+  // What the table cannot show: bytes sent over the file size and the reconnect times, per cut.
+  assert.match(run.stdout, /^- resumable-cut: 16777216 bytes, cut at (\d+, ){4}\d+; resumed at .*sent \d+ bytes in all = [\d.]+ × the file .*first byte: ([\d.]+ ms, ){4}[\d.]+ ms$/m);
+  assert.match(run.stdout, /^- resumable-1mib-patches: 16777216 bytes in 16 PATCHes of 1 MiB$/m);
 });

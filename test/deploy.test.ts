@@ -145,6 +145,8 @@ describe('deploy/sluice.service', () => {
     assert.equal(one('ReadWritePaths'), '/var/lib/sluice');
     assert.ok(Number(one('LimitNOFILE')) >= 65536, 'LimitNOFILE raised');
     assert.equal(one('KillSignal'), 'SIGTERM');
+    // systemctl reload: SIGHUP, which reloads TLS_CERT and TLS_KEY (issue #17).
+    assert.match(one('ExecReload'), /^(\/\S*\/)?kill -HUP \$MAINPID$/);
     // systemd's SIGKILL must come after sluice's own grace (30 s) plus the abort wait (5 s).
     const stop = /^(\d+)s?$/.exec(one('TimeoutStopSec'));
     assert.ok(stop !== null && Number(stop[1]) > 35, `TimeoutStopSec ${one('TimeoutStopSec')} must exceed the 30 s grace`);

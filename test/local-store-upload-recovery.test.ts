@@ -109,6 +109,24 @@ describe('open() repairs or finishes every state a crash can leave', () => {
     assert.equal((await store.stat(id))?.sha256, sha256(data));
   });
 
+  test('a state without its bytes is removed; bytes shorter than the offset (fsync off, power loss) set the offset back', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-upload-recovery-'));
+    const data = pattern(9000);
+    let store = await openStore();
+    const lost = await store.createUpload(newUpload(100));
+    unlinkSync(dataOf(lost.id));
+    const short = await store.createUpload(newUpload(data.length));
+    await store.appendUpload(short.id, Readable.from([data.subarray(0, 6000)]), { offset: 0 });
+    // What a power loss with FSYNC=false can leave: the state says 6000, the disk kept 4000.
+    writeFileSync(dataOf(short.id), data.subarray(0, 4000));
+    store = await openStore();
+    assert.equal(await store.getUpload(lost.id), null);
+    assert.equal(existsSync(stateOf(lost.id)), false);
+    assert.equal((await store.getUpload(short.id))?.offset, 4000, 'never past the bytes that are there');
+    await store.appendUpload(short.id, Readable.from([data.subarray(4000)]), { offset: 4000 });
+    assert.equal((await store.stat(short.id))?.sha256, sha256(data));
+  });
+
   test('a torn state write: the other slot (the last durable state) is taken', async () => {
     dir = mkdtempSync(join(tmpdir(), 'sluice-upload-recovery-'));
     const data = pattern(30_000);
@@ -160,6 +178,23 @@ describe('open() repairs or finishes every state a crash can leave', () => {
     store = await openStore();
     assert.equal((await store.stat(id))?.sha256, sha256(data));
     assert.deepEqual(readdirSync(dir).sort(), [id, `${id}.json`].sort());
+  });
+
+  test('completion stopped after the file and its record were in place, before its state was removed: the state goes, the file stays', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-upload-recovery-'));
+    const data = pattern(777);
+    let store = await openStore();
+    const { id } = await store.createUpload(newUpload(data.length));
+    const before = await readStateFile(stateOf(id), id);
+    await store.appendUpload(id, Readable.from([data]), { offset: 0 });
+    const record = readFileSync(join(dir, `${id}.json`), 'utf8');
+    // Put the completing state back beside the finished file, as a crash before its unlink leaves it.
+    assert.ok(before !== null && before !== 'unfinished');
+    await createStateFile(stateOf(id), { header: before.header, progress: { ...before.progress, offset: 777, length: 777, complete: true, sha256: sha256(data), completed: new Date().toISOString(), expires: null } }, true);
+    store = await openStore();
+    assert.deepEqual(readdirSync(dir).sort(), [id, `${id}.json`].sort());
+    assert.equal(readFileSync(join(dir, `${id}.json`), 'utf8'), record, 'the record is left as it was');
+    assert.equal((await store.getUpload(id))?.complete, true);
   });
 
   test('a final upload stopped after its completing state, before taking its first part: finished, the parts removed', async () => {

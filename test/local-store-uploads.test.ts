@@ -7,16 +7,18 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, statfsSync } from 'node:fs';
+import { constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, test, type TestContext } from 'node:test';
 import { SluiceError } from '../lib/errors.js';
+import { newFileId } from '../storage/file-id.js';
 import { LocalStore, type LocalStoreOptions } from '../storage/local-store.js';
 import { readStateFile } from '../storage/upload-state-file.js';
+import { openDescriptors, openFlags } from './helpers/descriptors.js';
 import { mountOrSkip, unmount } from './helpers/mount.js';
-import { failingAfter, meta, newUpload, openDescriptors, pattern, sha256, stuckAfter, unevenChunks } from './helpers/uploads.js';
+import { failingAfter, meta, newUpload, pattern, sha256, stuckAfter, unevenChunks } from './helpers/uploads.js';
 
 /** File systems known to take O_DIRECT (statfs magic numbers): ext4, XFS, btrfs. */
 const DIRECT_IO_FILE_SYSTEMS = new Set([0xef53, 0x58465342, 0x9123683e]);
@@ -105,19 +107,27 @@ for (const directIo of [true, false]) {
       assert.ok(readFileSync(join(dir, id)).equals(data));
     });
 
-    test('after a restart the sha256 is rebuilt behind the appends, then hashed on the way in again', async () => {
+    test('after a restart the sha256 is rebuilt in the background, behind the appends, then hashed on the way in again', async () => {
       dir = mkdtempSync(join(tmpdir(), 'sluice-uploads-'));
       const data = pattern(6 * 1024 * 1024, 21);
       let store = await openStore(options);
       const { id } = await store.createUpload(newUpload(data.length));
       await store.appendUpload(id, Readable.from(unevenChunks(data.subarray(0, 4 * 1024 * 1024 + 1))), { offset: 0 });
+      const until = async (what: string, check: () => boolean): Promise<void> => {
+        for (let i = 0; i < 1000 && !check(); i += 1) await new Promise((r) => setTimeout(r, 10));
+        assert.ok(check(), what);
+      };
+      // open() starts rebuilding the hashes of pending uploads, without waiting for them.
       store = await openStore(options);
-      assert.deepEqual(store.uploads.hashStateOf(id), { running: null, rebuilt: null }, 'nothing is read back before an append needs it');
-      // The append is not held up by the read-back: it takes its bytes at once, unhashed.
+      await until('rebuilt after the restart, without any append', () => store.uploads.hashStateOf(id).running === 4 * 1024 * 1024 + 1);
+      await store.close();
+      // An append right after a restart is not held up by the read-back: it takes its bytes at
+      // once (unhashed if the rebuild is not done yet); the rebuild catches up behind it.
+      store = await openStore(options);
       const cut = new Error('cut');
       await assert.rejects(store.appendUpload(id, failingAfter(data.subarray(4 * 1024 * 1024 + 1, 5 * 1024 * 1024), cut), { offset: 4 * 1024 * 1024 + 1 }), (e) => e === cut);
-      for (let i = 0; i < 500 && store.uploads.hashStateOf(id).running === null; i += 1) await new Promise((r) => setTimeout(r, 10));
-      assert.deepEqual(store.uploads.hashStateOf(id), { running: 5 * 1024 * 1024, rebuilt: null }, 'caught up with the durable bytes, then running again');
+      await until('caught up with the durable bytes, then running again', () => store.uploads.hashStateOf(id).running === 5 * 1024 * 1024);
+      assert.equal(store.uploads.hashStateOf(id).rebuilt, null);
       const { file } = await store.appendUpload(id, Readable.from([data.subarray(5 * 1024 * 1024)]), { offset: 5 * 1024 * 1024 });
       assert.equal(file?.sha256, sha256(data));
       assert.equal(store.uploads.hashesHeld, 0);
@@ -348,6 +358,59 @@ for (const directIo of [true, false]) {
       await assert.rejects(again.createUpload(newUpload(3), { maxPending: 2 }), code('TOO_MANY_PENDING_UPLOADS'));
     });
 
+    test('appends go through the O_DIRECT writer exactly when direct writes are on', async (t) => {
+      dir = mkdtempSync(join(tmpdir(), 'sluice-uploads-'));
+      if (directIo && !DIRECT_IO_FILE_SYSTEMS.has(statfsSync(dir).type)) return t.skip(`${tmpdir()} is not ext4, XFS or btrfs`);
+      const store = await openStore(options);
+      assert.equal(store.writesDirect, directIo);
+      const { id } = await store.createUpload(newUpload(1_000_000));
+      await store.appendUpload(id, Readable.from([pattern(4097)]), { offset: 0 });
+      const appending = store.appendUpload(id, stuckAfter(pattern(10_000)), { offset: 4097 }).catch(() => {});
+      await new Promise((r) => setTimeout(r, 30));
+      const flags = openFlags(join(dir, `.${id}.upload`));
+      assert.notEqual(flags, null, 'no descriptor open on the upload file');
+      assert.equal(((flags as number) & constants.O_DIRECT) !== 0, directIo);
+      await store.interruptUpload(id);
+      await appending;
+    });
+
+    test('fetch jobs: a caller-made id (taken once), and verify() refusing the completed bytes (nothing visible)', async () => {
+      dir = mkdtempSync(join(tmpdir(), 'sluice-uploads-'));
+      const store = await openStore(options);
+      const id = newFileId();
+      const created = await store.createUpload(newUpload(5000), { id });
+      assert.equal(created.id, id);
+      await assert.rejects(store.createUpload(newUpload(5000), { id }), code('UPLOAD_EXISTS'));
+      await assert.rejects(store.createUpload(newUpload(5000), { id: '../../etc/passwd' }), code('BAD_UPLOAD_ID'));
+      const data = pattern(5000, 23);
+      const seen: Array<{ size: number; sha256: string }> = [];
+      const mismatch = new SluiceError('DIGEST_MISMATCH', 'not the published digest', 502);
+      await assert.rejects(
+        store.appendUpload(id, Readable.from([data]), {
+          offset: 0,
+          verify: (whole) => {
+            seen.push({ ...whole });
+            throw mismatch;
+          },
+        }),
+        (err) => err === mismatch,
+      );
+      assert.deepEqual(seen, [{ size: 5000, sha256: sha256(data) }]);
+      assert.equal(await store.stat(id), null, 'refused: never visible');
+      assert.deepEqual(await store.list(), []);
+      const state = await store.getUpload(id);
+      assert.equal(state?.offset, 5000);
+      assert.equal(state?.complete, false);
+      assert.equal(await store.deleteUpload(id), true);
+      assert.deepEqual(readdirSync(dir), []);
+      // Accepted: the file, with that id; and the id of a file cannot be taken again.
+      const other = newFileId();
+      await store.createUpload(newUpload(5000), { id: other });
+      const done = await store.appendUpload(other, Readable.from([data]), { offset: 0, verify: () => {} });
+      assert.equal(done.file?.id, other);
+      await assert.rejects(store.createUpload(newUpload(1), { id: other }), code('UPLOAD_EXISTS'));
+    });
+
     test('an upload of length 0 is complete (an empty file) as soon as it is created', async () => {
       dir = mkdtempSync(join(tmpdir(), 'sluice-uploads-'));
       const store = await openStore(options);
@@ -519,6 +582,33 @@ describe('resumable uploads on scratch file systems (root only: mounted by the t
     mountPoint = point;
     return point;
   }
+
+  test('a disk that fills up mid-append (ENOSPC): the append fails, the offset stays at what is durable, the upload goes on once there is room', async (t) => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-uploads-'));
+    const point = join(dir, 'tmpfs');
+    mkdirSync(point);
+    if (!mountOrSkip(t, 'tmpfs', point, ['-o', 'size=4m'])) return;
+    mountPoint = point;
+    const store = new LocalStore(point, { fsync: true, directIo: true, checkpointBytes: 512 * 1024 });
+    await store.open();
+    const data = pattern(3 * 1024 * 1024, 31);
+    const { id } = await store.createUpload(newUpload(data.length));
+    await store.appendUpload(id, Readable.from([data.subarray(0, 100_001)]), { offset: 0 });
+    const filler = join(point, 'filler');
+    writeFileSync(filler, Buffer.alloc(2 * 1024 * 1024));
+    await assert.rejects(store.appendUpload(id, Readable.from(unevenChunks(data.subarray(100_001))), { offset: 100_001 }), (err: unknown) => {
+      assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+      return true;
+    });
+    const offset = (await store.getUpload(id))?.offset as number;
+    assert.ok(offset >= 100_001 && offset < data.length, `offset ${offset}`);
+    assert.equal(statSync(join(point, `.${id}.upload`)).size, offset, 'cut back to the durable offset');
+    assert.ok(readFileSync(join(point, `.${id}.upload`)).equals(data.subarray(0, offset)));
+    // Room again: the upload goes on; the hash, dropped with the failed write, is read back.
+    rmSync(filler);
+    const { file } = await store.appendUpload(id, Readable.from([data.subarray(offset)]), { offset });
+    assert.equal(file?.sha256, sha256(data));
+  });
 
   for (const type of ['ramfs', 'tmpfs']) {
     test(`${type}: odd offsets, a restart and a takeover, byte-exact with the right sha256`, async (t) => {

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, constants, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync } from 'node:fs';
+import { appendFileSync, constants, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -14,6 +14,7 @@ import { finished, pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, test, type TestContext } from 'node:test';
 import { LocalStore } from '../storage/local-store.js';
 
+import { openDescriptors, openFlags } from './helpers/descriptors.js';
 import { mountOrSkip, unmount } from './helpers/mount.js';
 
 let dir: string;
@@ -23,10 +24,6 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 const meta = { field: 'file', filename: 'a.bin', contentType: 'application/octet-stream' };
 
-function openDescriptors(): number {
-  return readdirSync('/proc/self/fd').length;
-}
-
 /** Chunks of every size from 1 byte to 200 KiB, cut from `data`: small ones, and ones that span a batch. */
 function* unevenChunks(data: Buffer): Generator<Buffer> {
   const sizes = [1, 7, 4096, 65_536, 1000, 200 * 1024, 3, 512 * 1024 - 1, 2, 65_535];
@@ -35,22 +32,6 @@ function* unevenChunks(data: Buffer): Generator<Buffer> {
     yield data.subarray(at, at + size);
     at += size;
   }
-}
-
-/** The open flags of this process's descriptor for `path`, or null when none is open. */
-function openFlags(path: string): number | null {
-  for (const fd of readdirSync('/proc/self/fd')) {
-    let target: string;
-    try {
-      target = readlinkSync(`/proc/self/fd/${fd}`);
-    } catch {
-      continue; // closed since the listing
-    }
-    if (target !== path) continue;
-    const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
-    return flags === null ? null : parseInt(flags[1] as string, 8);
-  }
-  return null;
 }
 
 /** File systems known to take O_DIRECT (statfs magic numbers): ext4, XFS, btrfs. */

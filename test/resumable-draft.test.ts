@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { curl, type CurlResult } from './helpers/curl.js';
 import { rawRequest, seededBytes, sha256 } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';
+import { LocalStore } from '../storage/local-store.js';
 
 const V8 = ['-H', 'Upload-Draft-Interop-Version: 8'];
 const V6 = ['-H', 'Upload-Draft-Interop-Version: 6'];
@@ -230,5 +231,47 @@ describe('POST /upload upgraded to a resumable upload (URLSession)', () => {
     assert.equal(res.status, 400);
     const location = res.interim.find((r) => r.status === 104)?.headers.location ?? '';
     assert.equal((await rawRequest(server.url, `/files/${location.slice('/uploads/'.length)}`)).status, 404);
+  });
+});
+
+describe('progress: 104 with Upload-Offset while an append streams', () => {
+  test('a slow draft PATCH gets 104s with growing durable offsets (no Location), then its final answer', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sluice-progress-'));
+    // Checkpoints every MiB, so a few MiB show progress (the default is every 64 MiB).
+    const server = await startServer({}, new LocalStore(dir, { checkpointBytes: 1024 * 1024 }));
+    try {
+      const created = await rawRequest(server.url, '/uploads', { method: 'POST', headers: { 'upload-draft-interop-version': '8', 'upload-complete': '?0' } });
+      const location = String(created.headers.location);
+      const data = seededBytes(40, 6 * 1024 * 1024);
+      const interim: Array<{ status: number; headers: Record<string, unknown> }> = [];
+      const { port } = new URL(server.url);
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request({
+          host: '127.0.0.1',
+          port,
+          method: 'PATCH',
+          path: location,
+          headers: { 'upload-draft-interop-version': '8', 'upload-offset': '0', 'upload-complete': '?1', 'content-type': 'application/partial-upload', 'content-length': String(data.length) },
+        });
+        req.on('information', (info) => interim.push({ status: info.statusCode, headers: info.headers }));
+        req.on('response', (res) => (res.resume(), resolve(res.statusCode ?? 0)));
+        req.on('error', reject);
+        void (async () => {
+          for (let at = 0; at < data.length; at += 512 * 1024) {
+            req.write(data.subarray(at, at + 512 * 1024));
+            await new Promise((r) => setTimeout(r, 250));
+          }
+          req.end();
+        })();
+      });
+      assert.equal(status, 201);
+      const offsets = interim.filter((i) => i.status === 104).map((i) => Number(i.headers['upload-offset']));
+      assert.ok(offsets.length >= 1, `progress 104s: ${JSON.stringify(interim)}`);
+      assert.ok(offsets.every((o, i) => o > 0 && o < data.length && (i === 0 || o > (offsets[i - 1] as number))), `offsets grow: ${offsets.join(', ')}`);
+      assert.ok(interim.every((i) => i.headers.location === undefined && i.headers['upload-draft-interop-version'] === '8'));
+    } finally {
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -492,7 +492,7 @@ describe('two server processes sharing one bucket', () => {
       S3_SECRET_KEY: rgw.env.S3_SECRET_KEY as string,
       S3_FORCE_PATH_STYLE: 'true',
       S3_BUCKET: BUCKET,
-      S3_PREFIX: 'shared/',
+      S3_PREFIX: 'common/',
       S3_PART_BYTES: '5MiB',
       LOG_LEVEL: 'warn',
     };

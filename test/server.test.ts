@@ -51,7 +51,7 @@ async function runToExit(args: readonly string[], env: Record<string, string> = 
 function withoutSettings(env: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) {
-    if (v !== undefined && !/^(PORT|HOST|DATA_DIR|MAX_[A-Z_]+|LOG_LEVEL|AUTH_TOKEN|FSYNC|DIRECT_IO|STORE|S3_[A-Z_]+)$/.test(k)) out[k] = v;
+    if (v !== undefined && !/^(PORT|HOST|DATA_DIR|MAX_[A-Z_]+|LOG_LEVEL|LOG_FORMAT|AUTH_TOKEN|LINK_SECRET|PUBLIC_URL|TLS_CERT|TLS_KEY|FSYNC|DIRECT_IO|STORE|S3_[A-Z_]+)$/.test(k)) out[k] = v;
   }
   return out;
 }
@@ -149,7 +149,7 @@ describe('routing', () => {
     assert.equal((await rawRequest(server.url, '/healthz')).status, 200);
   });
 
-  for (const path of ['/', '/nope', '/healthz/extra', '/files-x', '/upload/x']) {
+  for (const path of ['/', '/nope', '/healthz/extra', '/files-x']) {
     test(`unknown route ${path} → 404 JSON`, async () => {
       assertError(await rawRequest(server.url, path), 404, 'NOT_FOUND');
     });
@@ -161,6 +161,8 @@ describe('routing', () => {
     { method: 'POST', path: '/files', allow: ['GET', 'HEAD'] },
     { method: 'PUT', path: `/files/${'A'.repeat(22)}`, allow: ['DELETE', 'GET', 'HEAD'] },
     { method: 'PATCH', path: '/upload', allow: ['POST', 'PUT'] },
+    // PUT /upload/<name> is curl -T's upload (issue #17); it was a 404.
+    { method: 'GET', path: '/upload/x', allow: ['PUT'] },
   ];
   for (const c of wrongMethods) {
     test(`${c.method} ${c.path} → 405 with Allow: ${c.allow.join(', ')}`, async () => {

@@ -4,12 +4,17 @@
  * the measured server a large share of the CPU; see bench/README.md). `--parallel N` sends N
  * such requests at once, each with its own body stream.
  *
- *   node http-client.js --port P --path /upload --spec <base64url JSON> [--parallel N]
+ *   node http-client.js --port P --path /upload --spec <base64url JSON> [--parallel N] [--ca ca.pem]
+ *
+ * With `--ca`, the request goes over HTTPS (node:https, the server's certificate verified
+ * against that CA), as a real client would send it.
  *
  * Prints one JSON line: { requests: [{ status, body, startedAt, endedAt }] } with epoch times
  * in ms (fractional), measured in-process so that Node's start-up is not counted.
  */
-import { request, type ClientRequest } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { request, type ClientRequest, type RequestOptions } from 'node:http';
+import { request as requestTls } from 'node:https';
 import { bodyLength, bodyPieces, contentTypeOf, decodeSpec, type BodySpec } from '../lib/multipart-body.js';
 import { drainOrClose } from '../lib/drain.js';
 import { RingSource } from '../lib/pattern.js';
@@ -40,9 +45,9 @@ async function writeBody(req: ClientRequest, spec: BodySpec): Promise<void> {
   req.end();
 }
 
-async function upload(port: number, path: string, spec: BodySpec): Promise<ClientRequestResult> {
+async function upload(port: number, path: string, spec: BodySpec, ca: Buffer | null): Promise<ClientRequestResult> {
   const startedAt = epochMs();
-  const req = request({
+  const options: RequestOptions = {
     host: '127.0.0.1',
     port,
     path,
@@ -50,7 +55,8 @@ async function upload(port: number, path: string, spec: BodySpec): Promise<Clien
     // A known length, as browsers and curl -F send for a file: no chunked framing to pay for.
     headers: { 'content-type': contentTypeOf(spec), 'content-length': String(bodyLength(spec)) },
     agent: false,
-  });
+  };
+  const req = ca === null ? request(options) : requestTls({ ...options, ca });
   const answered = new Promise<{ status: number; body: string }>((resolve, reject) => {
     req.once('error', reject);
     req.once('response', (res) => {
@@ -71,8 +77,10 @@ async function main(): Promise<void> {
   const path = argValue('--path');
   const spec = decodeSpec(argValue('--spec'));
   const parallel = Number(argValue('--parallel', '1'));
+  const caPath = argValue('--ca', '');
+  const ca = caPath === '' ? null : readFileSync(caPath);
   new RingSource(); // make the random blocks before the clock starts
-  const requests = await Promise.all(Array.from({ length: parallel }, () => upload(port, path, spec)));
+  const requests = await Promise.all(Array.from({ length: parallel }, () => upload(port, path, spec, ca)));
   process.stdout.write(`${JSON.stringify({ requests })}\n`);
 }
 

@@ -37,6 +37,8 @@ export interface UploadOptions {
   readonly spec: BodySpec;
   readonly parallel: number;
   readonly timeoutMs: number;
+  /** HTTPS, trusting this CA file; null: plain HTTP. */
+  readonly caPath?: string | null;
 }
 
 export function epochMs(): number {
@@ -50,6 +52,7 @@ export function upload(o: UploadOptions): Promise<TransferResult> {
 async function uploadWithNode(o: UploadOptions): Promise<TransferResult> {
   const args = [join(o.buildDir, 'helpers', 'http-client.js'), '--port', String(o.port), '--path', o.path];
   args.push('--spec', encodeSpec(o.spec), '--parallel', String(o.parallel));
+  if (o.caPath) args.push('--ca', o.caPath);
   const child = spawnTracked(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -67,6 +70,7 @@ async function uploadWithCurl(o: UploadOptions): Promise<TransferResult> {
   const generatorJs = join(o.buildDir, 'helpers', 'generator.js');
   const spec = encodeSpec(o.spec);
   const curlArgs = ['-sS', '-X', 'POST', '-H', 'Expect:', '-H', `Content-Type: ${contentTypeOf(o.spec)}`];
+  if (o.caPath) curlArgs.push('--cacert', o.caPath);
   // filename_effective is the -o file: it pairs each status with its body in a parallel run.
   curlArgs.push('-w', '%{http_code} %{time_total} %{filename_effective}\\n');
   if (o.parallel > 1) curlArgs.push('-Z', '--parallel-immediate', '--parallel-max', String(o.parallel));
@@ -76,7 +80,7 @@ async function uploadWithCurl(o: UploadOptions): Promise<TransferResult> {
     execFileSync('mkfifo', [fifo]);
     const gen = spawnTracked(process.execPath, [generatorJs, '--spec', spec, '--out', fifo], { stdio: ['ignore', 'ignore', 'pipe'] });
     generators.push(gen);
-    curlArgs.push('-T', fifo, '-o', join(o.tmpDir, `response-${i}.txt`), `http://127.0.0.1:${o.port}${o.path}`);
+    curlArgs.push('-T', fifo, '-o', join(o.tmpDir, `response-${i}.txt`), `${o.caPath ? 'https' : 'http'}://127.0.0.1:${o.port}${o.path}`);
   }
   // Every generator is up and blocked on opening its FIFO before curl (and the clock) starts.
   await Promise.all(generators.map((g) => waitForLine(g, 'ready', 30_000)));

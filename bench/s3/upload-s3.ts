@@ -10,7 +10,7 @@
  *   npm run build && node --import tsx bench/s3/upload-s3.ts [--size 2GiB] [--part 8MiB] [--rounds 1] [--small-appends 256MiB]
  *
  * Uses the S3_* variables when S3_ENDPOINT is set (the bucket is created if missing), else
- * starts a throwaway RGW with ../shared/ceph/start-rgw.sh. The data is an AES-CTR keystream,
+ * starts a throwaway RGW with test/ceph/start-rgw.sh. The data is an AES-CTR keystream,
  * generated 1 MiB at a time: never whole in memory, identical in every run.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -94,7 +94,7 @@ async function main(): Promise<void> {
       pathStyle: /^(1|true|yes|on)$/i.test(process.env.S3_FORCE_PATH_STYLE ?? 'false'),
     };
   } else {
-    log('starting a throwaway Ceph RGW (../shared/ceph/start-rgw.sh)');
+    log('starting a throwaway Ceph RGW (test/ceph/start-rgw.sh)');
     const started = await startRgw();
     if (!started.ok) throw new Error(started.reason);
     rgw = started.rgw;

@@ -29,10 +29,11 @@ export function rawSpec(bytes: number): BodySpec {
   return { kind: 'raw', files: 1, fileBytes: bytes, fieldsBefore: [], fieldsAfter: [], boundary: '' };
 }
 
-/** Uploads `spec` (once, or `parallel` times at once) to the measured server. */
-export function uploadTo(path: string, spec: BodySpec, parallel = 1): (a: TransferArgs) => Promise<TransferResult> {
+/** Uploads `spec` (once, or `parallel` times at once) to the measured server; over HTTPS when `caPath` is given. */
+export function uploadTo(path: string, spec: BodySpec, parallel = 1, caPath: string | null = null): (a: TransferArgs) => Promise<TransferResult> {
   return (a) =>
     upload({
+      caPath,
       client: a.ctx.client,
       buildDir: a.ctx.buildDir,
       tmpDir: a.tmpDir,

@@ -11,6 +11,7 @@ import { fetchRow } from './fetch.js';
 import { proxyRow } from './proxy.js';
 import { MANY_FILE_BYTES, MANY_FILES, uploadMany } from './upload-many.js';
 import { uploadMultipart } from './upload-multipart.js';
+import { uploadMultipartHttps } from './upload-https.js';
 import { uploadRaw } from './upload-raw.js';
 import { untuned } from './untuned.js';
 import { CHUNKED_MAX_BYTES, resumableChunks, resumableCut, resumableOnePatch } from './resumable.js';
@@ -35,6 +36,7 @@ function allRows(size: number): { plan: RowPlan; needs: readonly string[] }[] {
     { plan: uploadMultipart('upload-multipart-nofsync', oneFileSpec(size), { FSYNC: 'false' }), needs: ['raw-sink', 'raw-file', 'busboy-upload'] },
     { plan: uploadMultipart('upload-multipart-pagecache', oneFileSpec(size), { DIRECT_IO: 'false' }), needs: ['raw-sink', 'raw-file', 'busboy-upload'] },
     { plan: untuned(uploadMultipart('upload-multipart', oneFileSpec(size))), needs: ['upload-multipart'] },
+    { plan: uploadMultipartHttps('upload-multipart-https', oneFileSpec(size)), needs: ['upload-multipart'] },
   ];
   if (withRef) rows.push({ plan: uploadMultipart(refName('upload-multipart'), oneFileSpec(REFERENCE_SIZE)), needs: [] });
   rows.push(

@@ -2,7 +2,8 @@
  * Hostile input: file names. `../`, absolute paths (POSIX and Windows), NUL, CR/LF, `%2e%2e`,
  * 4,000 bytes, invalid UTF-8, the RTL override (U+202E), `.`/`..`, names of other stored files,
  * `__proto__`, sent every way a name reaches the server: a raw multipart `filename`, an RFC 8187
- * `filename*`, `?filename=` on a raw upload and a `Content-Disposition` request header.
+ * `filename*`, `?filename=` on a raw upload, a `Content-Disposition` request header and the path
+ * of `PUT /upload/<name>`.
  *
  * Each upload is either refused with a 4xx (and stores nothing) or stored under a generated id,
  * never anywhere else: the whole private temporary tree holds only DATA_DIR's `<id>` and
@@ -51,7 +52,7 @@ after(async () => {
   await server?.stop();
 });
 
-type Attack = { label: string; send: 'filename' | 'filename*' | 'query' | 'disposition'; value: Buffer | string };
+type Attack = { label: string; send: 'filename' | 'filename*' | 'query' | 'disposition' | 'path'; value: Buffer | string };
 
 const b = (s: string): Buffer => Buffer.from(s, 'utf8');
 
@@ -59,6 +60,7 @@ function attacks(canaryId: string): Attack[] {
   const raw = (label: string, value: Buffer | string): Attack => ({ label: `filename="${label}"`, send: 'filename', value });
   const ext = (label: string, value: string): Attack => ({ label: `filename*=${label}`, send: 'filename*', value });
   const query = (label: string, value: string): Attack => ({ label: `?filename=${label}`, send: 'query', value });
+  const path = (label: string, value: string): Attack => ({ label: `PUT /upload/${label}`, send: 'path', value });
   return [
     raw('../ path', `../../../../../../tmp/${MARK}-dotdot`),
     raw('..\\ path', `..\\..\\..\\..\\${MARK}-backslash`),
@@ -93,6 +95,19 @@ function attacks(canaryId: string): Attack[] {
     query('invalid UTF-8', `${MARK}%FF%FE`),
     query('%2e%2e', `%252e%252e%252f${MARK}`),
     query('4000 bytes', `${MARK}${'B'.repeat(4000 - MARK.length)}`),
+    path('../', `..%2F..%2F..%2Ftmp%2F${MARK}-path`),
+    path('..\\', `..%5C..%5C${MARK}-path-backslash`),
+    path('absolute', `%2Ftmp%2F${MARK}-path-abs`),
+    path('NUL', `${MARK}%00x`),
+    path('CR LF', `${MARK}%0D%0AX-Injected:%20yes`),
+    path('RTL', `%E2%80%AE${MARK}txt.exe`),
+    path('invalid UTF-8', `${MARK}%FF%FE`),
+    path('malformed escape', `${MARK}%G1`),
+    path('%2e%2e', '%2e%2e'),
+    path('%252e%252e', `%252e%252e%252f${MARK}`),
+    path('4000 bytes', `${MARK}${'C'.repeat(4000 - MARK.length)}`),
+    path('a stored id', canaryId),
+    path('__proto__', '__proto__'),
     { label: 'Content-Disposition: ../', send: 'disposition', value: `attachment; filename="../../tmp/${MARK}-cd"` },
     { label: 'Content-Disposition: filename* CR LF', send: 'disposition', value: `attachment; filename*=UTF-8''${MARK}%0D%0AX-Injected%3A%20yes` },
   ];
@@ -107,6 +122,9 @@ async function upload(a: Attack): Promise<{ status: number; body: Buffer }> {
         : Buffer.concat([b('Content-Disposition: form-data; name="file"; filename*='), value]);
     const { body } = multipartBody([{ headers: [header, 'Content-Type: application/octet-stream'], data: `contents of ${a.label}` }]);
     return request(server.url, '/upload', { method: 'POST', headers: { 'content-type': MULTIPART }, body });
+  }
+  if (a.send === 'path') {
+    return request(server.url, `/upload/${String(a.value)}`, { method: 'PUT', body: b(`contents of ${a.label}`) });
   }
   if (a.send === 'query') {
     return request(server.url, `/upload?filename=${String(a.value)}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: b(`contents of ${a.label}`) });

@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { S3Config } from '../../lib/config.js';
 
-/** `../shared/ceph` beside the repository root (this file is `<root>/test/helpers/ceph.ts`). */
-const SCRIPTS = fileURLToPath(new URL('../../../shared/ceph/', import.meta.url));
+/** The project's own gateway scripts, `<root>/test/ceph/` (this file is `<root>/test/helpers/ceph.ts`). */
+const SCRIPTS = fileURLToPath(new URL('../ceph/', import.meta.url));
 /** What start-rgw.sh needs; Debian: ceph-mon ceph-osd radosgw ceph-common (+ curl, uuid-runtime). */
 const BINARIES = ['ceph', 'ceph-mon', 'ceph-osd', 'radosgw', 'radosgw-admin', 'ceph-authtool', 'monmaptool', 'uuidgen', 'curl'];
 export const INSTALL_HINT = 'apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw ceph-common curl';

@@ -3,7 +3,6 @@
  * child process and in the test), bodies cut into uneven chunks, bodies that stall or fail.
  */
 import { createCipheriv, createHash } from 'node:crypto';
-import { readdirSync } from 'node:fs';
 import type { NewUpload } from '../../storage/uploads.js';
 
 export const meta = { field: null, filename: 'weights.bin', contentType: 'application/octet-stream' };
@@ -43,8 +42,4 @@ export async function* failingAfter(data: Buffer, error: Error): AsyncGenerator<
   yield data;
   await new Promise((r) => setImmediate(r));
   throw error;
-}
-
-export function openDescriptors(): number {
-  return readdirSync('/proc/self/fd').length;
 }
