@@ -533,6 +533,19 @@ describe('S3 resumable uploads through the store', () => {
     }
   });
 
+  rgwTest('the sweep removes what a removal left behind: pieces without a state, a partial upload\'s multipart upload without one', async () => {
+    const id = newFileId();
+    const keys = a.uploads.keys;
+    await client.putObject(keys.piece(id, 0, 3), Buffer.from('abc')); // a late writer's piece, after a termination
+    const stray = await client.createMultipartUpload(keys.partialData(id));
+    await client.uploadPart(keys.partialData(id), stray, 1, Buffer.from('xyz'));
+    assert.equal(await a.expireUploads(new Date()), 0);
+    assert.notDeepEqual(await keysUnder(client, keys.folder(id)), [], 'too fresh to be taken for a leftover');
+    await a.expireUploads(new Date(Date.now() + 5 * 60_000));
+    assert.deepEqual(await keysUnder(client, keys.folder(id)), []);
+    assert.deepEqual(await pendingUploads(client, keys.folder(id)), []);
+  });
+
   rgwTest('a completer that died after its last part: the sweep completes the file', async (rgw) => {
     const data = randomBytes(P + 3);
     const { id } = await a.createUpload(upload(data.length));

@@ -3,13 +3,14 @@ import type { IncomingMessage } from 'node:http';
 import { BadGatewayError, LimitExceededError, MalformedRequestError, UploadIncompleteError, UploadNotPartialError } from '../../lib/errors.js';
 import { isFileId, newFileId } from '../file-id.js';
 import { newRecord, serializeRecord } from '../record.js';
+import { uploadNotFound } from '../upload-states.js';
 import type { UploadTurns, Turn } from '../upload-turns.js';
 import type { AppendResult, NewUpload } from '../uploads.js';
 import type { CompletedPart, S3Client } from './client.js';
 import { MAX_PARTS, safeContentType } from './multipart-writer.js';
 import { removeUploadObjects, type ReadBackStats } from './resumable-complete.js';
 import type { UploadKeys } from './resumable-keys.js';
-import { uploadNotFound, type UploadDoc } from './resumable-state.js';
+import type { UploadDoc } from './resumable-state.js';
 import type { UploadView } from './resumable-view.js';
 
 /** S3's smallest part but the last, and its largest part (API reference, multipart upload limits). */

@@ -1,4 +1,4 @@
-import { InternalError, NotFoundError } from '../../lib/errors.js';
+import { InternalError } from '../../lib/errors.js';
 import { isStringMap } from '../record.js';
 import type { NewFileMeta } from '../store.js';
 
@@ -62,9 +62,4 @@ export function parseDoc(text: string, id: string): UploadDoc {
     typeof d.created === 'string';
   if (!ok) throw new InternalError(`Upload state of ${id} is malformed`);
   return value as UploadDoc;
-}
-
-/** 404 for an upload that does not exist (unknown, terminated, expired). */
-export function uploadNotFound(id: string): NotFoundError {
-  return new NotFoundError(`No upload with id ${JSON.stringify(id.slice(0, 64))}`, 'UPLOAD_NOT_FOUND');
 }

@@ -16,18 +16,20 @@ import {
 import { pumpBody } from '../body-pump.js';
 import { isFileId, newFileId } from '../file-id.js';
 import type { FileRecord } from '../store.js';
+import { fileUploadState, uploadNotFound } from '../upload-states.js';
 import { UploadTurns, type Turn } from '../upload-turns.js';
 import type { AppendOptions, AppendResult, CreateUploadOptions, NewUpload, UploadState, UploadStore } from '../uploads.js';
-import type { S3Client, UploadedPart } from './client.js';
+import type { S3Client } from './client.js';
 import { hasS3Code } from './errors.js';
 import { MAX_PARTS, safeContentType } from './multipart-writer.js';
 import { completeFile, completePartial, removeUploadObjects, type ReadBackStats } from './resumable-complete.js';
 import { concatenate } from './resumable-concat.js';
 import { UploadKeys } from './resumable-keys.js';
 import { Sessions, type Session } from './resumable-sessions.js';
-import { MAX_DOC_BYTES, parseDoc, serializeDoc, uploadNotFound, type UploadDoc } from './resumable-state.js';
+import { answerOf, lookUpUpload, stateOf, type Found } from './resumable-lookup.js';
+import { serializeDoc, type UploadDoc } from './resumable-state.js';
 import { sweepUploads } from './resumable-sweep.js';
-import { deriveView, sortListing, type UploadView } from './resumable-view.js';
+import type { UploadView } from './resumable-view.js';
 import { ResumableWriter } from './resumable-writer.js';
 
 export interface S3UploadsOptions {
@@ -42,12 +44,6 @@ export interface S3UploadsOptions {
   readonly tailCacheBytes: number;
   /** The record of a stored file. */
   readonly stat: (id: string) => Promise<FileRecord | null>;
-}
-
-/** One look at an upload in S3: its state object, its listing and parts, and what follows. */
-interface Found {
-  readonly doc: UploadDoc;
-  readonly view: UploadView;
 }
 
 /**
@@ -136,9 +132,9 @@ export class S3Uploads implements UploadStore {
 
   async getUpload(id: string): Promise<UploadState | null> {
     if (!isFileId(id)) return null;
-    const found = await this.find(id, this.sessions.peek(id) ?? null);
+    const found = await this.lookup(id, this.sessions.peek(id) ?? null);
     if (found === null) return this.completedUpload(id);
-    return this.stateFrom(found);
+    return answerOf(found, this.o.expiryMs);
   }
 
   async interruptUpload(id: string): Promise<UploadState | null> {
@@ -152,7 +148,7 @@ export class S3Uploads implements UploadStore {
     const turn = await this.turns.take(id, true);
     try {
       const session = this.sessions.get(id);
-      const found = await this.find(id, session);
+      const found = await this.lookup(id, session);
       if (found === null) {
         if ((await this.completedUpload(id)) !== null) throw new UploadCompleteError(id);
         throw uploadNotFound(id);
@@ -180,8 +176,8 @@ export class S3Uploads implements UploadStore {
     for (let waited = 0; waited < COMPLETER_WAIT_MS; waited += 100) {
       const record = await this.o.stat(id);
       if (record !== null) return { upload: fileUploadState(record), file: record };
-      const found = await this.find(id, null);
-      last = found === null ? null : this.stateFrom(found);
+      const found = await this.lookup(id, null);
+      last = found === null ? null : answerOf(found, this.o.expiryMs);
       if (last === null) return null;
       if (last.partial && last.complete) return { upload: last, file: null };
       await sleep(100);
@@ -298,7 +294,7 @@ export class S3Uploads implements UploadStore {
 
   async concatenateUploads(partIds: readonly string[], init: Omit<NewUpload, 'length' | 'partial'>): Promise<AppendResult> {
     return concatenate(
-      { client: this.o.client, keys: this.keys, turns: this.turns, partBytes: this.o.partBytes, stats: this.readBack, find: (id) => this.find(id, null) },
+      { client: this.o.client, keys: this.keys, turns: this.turns, partBytes: this.o.partBytes, stats: this.readBack, find: (id) => this.lookup(id, null) },
       partIds,
       init,
       (id) => this.sessions.forget(id),
@@ -309,7 +305,7 @@ export class S3Uploads implements UploadStore {
     if (!isFileId(id)) return false;
     const turn = await this.turns.take(id, true);
     try {
-      const found = await this.find(id, this.sessions.get(id));
+      const found = await this.lookup(id, this.sessions.get(id));
       if (found === null) return false;
       const { doc, view } = found;
       if (!doc.partial && !view.open) {
@@ -336,10 +332,10 @@ export class S3Uploads implements UploadStore {
     const states: UploadState[] = [];
     const ids = await this.pendingIds();
     for (let i = 0; i < ids.length; i += LIST_CONCURRENCY) {
-      const batch = await Promise.all(ids.slice(i, i + LIST_CONCURRENCY).map(async (id) => this.find(id, this.sessions.peek(id) ?? null).catch(() => null)));
+      const batch = await Promise.all(ids.slice(i, i + LIST_CONCURRENCY).map(async (id) => this.lookup(id, this.sessions.peek(id) ?? null).catch(() => null)));
       for (const found of batch) {
         if (found === null) continue;
-        const state = this.stateFrom(found);
+        const state = answerOf(found, this.o.expiryMs);
         if (state !== null && !(state.complete && !state.partial)) states.push(state);
       }
     }
@@ -353,7 +349,7 @@ export class S3Uploads implements UploadStore {
         keys: this.keys,
         expiryMs: this.o.expiryMs,
         busy: (id) => this.turns.busy(id),
-        find: (id) => this.find(id, this.sessions.peek(id) ?? null),
+        find: (id) => this.lookup(id, this.sessions.peek(id) ?? null),
         remove: (doc, open) => this.remove(doc, open),
         finish: async (doc, view) => {
           const turn = await this.turns.take(doc.id, false);
@@ -384,50 +380,8 @@ export class S3Uploads implements UploadStore {
     return ids;
   }
 
-  /**
-   * What S3 holds of upload `id`: one listing of its keys, then its parts (in that order: see
-   * deriveView), the state object read once per process. Null when it has no state object.
-   */
-  private async find(id: string, session: Session | null): Promise<Found | null> {
-    const { client } = this.o;
-    const objects = [];
-    for await (const o of client.listObjects(this.keys.listing(id))) if (this.keys.idOf(o.key) === id) objects.push(o);
-    const listing = sortListing(this.keys, id, objects);
-    if (listing.state === null) return null;
-    let doc = session?.doc ?? null;
-    if (session !== null && doc !== null && session.docEtag !== listing.state.etag) {
-      // Another state object under this id: what this process remembered was another upload's.
-      this.sessions.reset(session);
-      doc = null;
-    }
-    if (doc === null) {
-      const text = await client.getObjectText(this.keys.state(id), MAX_DOC_BYTES);
-      if (text === null) return null;
-      doc = parseDoc(text, id);
-      if (session !== null) {
-        session.doc = doc;
-        session.docEtag = listing.state.etag;
-      }
-    }
-    // Parts never go away while the multipart upload exists: those this process saw are asked after.
-    const known = session?.knownParts ?? [];
-    const listed = await client.listParts(doc.dataKey, doc.uploadId, known.length);
-    const parts: UploadedPart[] | null = listed === null ? null : [...known, ...listed];
-    const view = deriveView(doc, listing, parts);
-    if (session !== null && view.open) session.knownParts = view.parts.slice(0, view.fullParts);
-    return { doc, view };
-  }
-
-  private stateFrom(found: Found): UploadState | null {
-    const { doc, view } = found;
-    const expires = view.lastActivity + this.o.expiryMs;
-    if (view.open) return stateOf(doc, view.offset, view.length, expires, false);
-    // The multipart upload is complete: a partial upload's bytes are its data object.
-    if (doc.partial) return view.listing.data === null ? null : stateOf(doc, view.listing.data.size, view.listing.data.size, expires, true);
-    // A file being completed (or whose completer died before its record): every byte is there,
-    // and it answers complete as the local store does; bytes verify() refused are not a file.
-    if (view.listing.finals.length > 0 && view.length !== null) return stateOf(doc, view.length, view.length, expires, !view.listing.unverified);
-    return null;
+  private lookup(id: string, session: Session | null): Promise<Found | null> {
+    return lookUpUpload(this.o.client, this.keys, this.sessions, id, session);
   }
 
   /** A completed non-partial upload, answered from its file's record. */
@@ -451,38 +405,6 @@ const COMPLETER_WAIT_MS = 10_000;
 /** S3 says the multipart upload is no more (UploadPart, UploadPartCopy). */
 function isUploadGone(err: unknown): boolean {
   return hasS3Code(err, 'NoSuchUpload');
-}
-
-function stateOf(doc: UploadDoc, offset: number, length: number | null, expires: number, complete: boolean): UploadState {
-  return {
-    id: doc.id,
-    offset,
-    length,
-    meta: doc.meta,
-    metadata: doc.metadata,
-    partial: doc.partial,
-    created: doc.created,
-    expires: new Date(expires).toISOString(),
-    complete,
-    completesOnLast: doc.completesOnLast,
-    parts: null,
-  };
-}
-
-export function fileUploadState(record: FileRecord): UploadState {
-  return {
-    id: record.id,
-    offset: record.size,
-    length: record.size,
-    meta: { field: record.field, filename: record.filename, contentType: record.contentType },
-    metadata: record.metadata ?? {},
-    partial: false,
-    created: record.created,
-    expires: null,
-    complete: true,
-    completesOnLast: false,
-    parts: record.parts ?? null,
-  };
 }
 
 function tooLarge(limit: number): LimitExceededError {

@@ -44,9 +44,9 @@ export interface WriterTarget {
  * instead, promoted with UploadPartCopy by `promote()` once the body's digest is right, or deleted
  * by `discard()`: until then the offset does not move.
  *
- * The sha256 chain of the session is extended at each checkpoint with the bytes it made durable
- * (a copy is updated and kept only once S3 acknowledged them), so chain.at is always the durable
- * offset and no byte is hashed twice.
+ * The sha256 runs on as bytes arrive (as in POST /upload, not on the part upload's path); at each
+ * checkpoint a copy of it becomes the session's chain once S3 acknowledged the bytes, so chain.at
+ * is always the durable offset and no byte is hashed twice.
  */
 export class ResumableWriter extends Writable {
   /** Bytes taken from the body so far. */
@@ -64,7 +64,10 @@ export class ResumableWriter extends Writable {
   private tail: Piece[];
   /** Piece keys to delete once the current slot's part exists (stale ones included). */
   private slotKeys: string[];
+  /** The sha256 of [0, durable), when this process hashed every byte S3 holds; what the session keeps. */
   private chain: { hash: Hash; at: number } | null;
+  /** The chain running on: the sha256 of [0, position), updated as bytes arrive (off the part upload's path). */
+  private working: Hash | null;
   /** Full parts go to pending objects until promote(): the body's tus checksum is not checked yet. */
   private checked: boolean;
   private readonly token = randomBytes(6).toString('base64url');
@@ -88,6 +91,7 @@ export class ResumableWriter extends Writable {
     if (!ours) session.pieces.clear();
     // The chain goes on only if this process hashed every byte S3 holds, tail included.
     this.chain = session.chain !== null && session.chain.at === view.offset && ours ? session.chain : null;
+    this.working = this.chain?.hash.copy() ?? null;
     if (cache !== null && ours && cache.start === view.tailStart && cache.start + cache.filled === view.offset) {
       this.buffer = cache.buffer;
       this.hole = 0;
@@ -117,6 +121,7 @@ export class ResumableWriter extends Writable {
       }
       const buffer = this.room(Math.min(this.P, this.filled + chunk.length - offset));
       const n = chunk.copy(buffer, this.filled, offset, offset + Math.min(chunk.length - offset, this.P - this.filled));
+      this.working?.update(chunk.subarray(offset, offset + n));
       this.filled += n;
       offset += n;
     }
@@ -171,19 +176,20 @@ export class ResumableWriter extends Writable {
       // client's upload), so this writer's copy is not needed. Go on after it.
       if (!(err instanceof TailMovedError) || this.checked || !(await this.partExists(part))) throw err;
       this.chain = null;
+      this.working = null;
       this.durable = Math.max(this.durable, this.slotStart + this.P);
       this.nextSlot();
       return;
     }
     const body = (this.buffer as Buffer).subarray(0, this.P);
     if (this.checked) {
-      const hash = this.extend(this.pendingParts.at(-1)?.hash ?? this.chain?.hash ?? null, this.pendingParts.length > 0 ? this.slotStart : this.durable, this.slotStart + this.P);
+      const hash = this.snapshot();
       const key = keys.pending(doc.id, this.token, part);
       await client.putObject(key, body);
       this.pendingParts.push({ part, key, hash });
       this.pendingSlotKeys.push(...this.slotKeys);
     } else {
-      const hash = this.extend(this.chain?.hash ?? null, this.durable, this.slotStart + this.P);
+      const hash = this.snapshot();
       const etag = await client.uploadPart(doc.dataKey, doc.uploadId, part, body);
       session.parts.set(part, etag);
       this.durable = this.slotStart + this.P;
@@ -230,6 +236,7 @@ export class ResumableWriter extends Writable {
     this.deleteLater(this.pendingParts.map((p) => p.key));
     this.pendingParts.length = 0;
     this.buffer = null;
+    this.working = null;
     this.filled = Math.max(0, this.durable - this.slotStart);
     await this.cleanup;
   }
@@ -254,7 +261,7 @@ export class ResumableWriter extends Writable {
         if (!(err instanceof TailMovedError)) throw err;
       }
     }
-    const hash = this.extend(this.chain?.hash ?? null, this.durable, end);
+    const hash = this.snapshot();
     const key = keys.piece(doc.id, start, end);
     const body = (this.buffer as Buffer).subarray(start - this.slotStart, end - this.slotStart);
     const etag = await client.putObject(key, body);
@@ -282,7 +289,7 @@ export class ResumableWriter extends Writable {
     await this.loadHole();
     const part = this.slotStart / this.P + 1;
     const end = this.position;
-    const hash = this.extend(this.chain?.hash ?? null, this.durable, end);
+    const hash = this.snapshot();
     const etag = await client.uploadPart(doc.dataKey, doc.uploadId, part, (this.buffer as Buffer).subarray(0, this.filled));
     session.parts.set(part, etag);
     this.durable = end;
@@ -305,12 +312,9 @@ export class ResumableWriter extends Writable {
     await this.cleanup;
   }
 
-  /** A copy of `base` that also hashed buffer bytes [from, to); null without a chain. */
-  private extend(base: Hash | null, from: number, to: number): Hash | null {
-    if (base === null) return null;
-    const next = base.copy();
-    next.update((this.buffer as Buffer).subarray(from - this.slotStart, to - this.slotStart));
-    return next;
+  /** The sha256 of [0, position) as it stands (a copy: the working hash runs on); null without a chain. */
+  private snapshot(): Hash | null {
+    return this.working?.copy() ?? null;
   }
 
   private deleteLater(keys: readonly string[]): void {
