@@ -14,8 +14,9 @@ import { request } from 'node:http';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as tus from 'tus-js-client';
-import { S3Client } from '../storage/s3/client.js';
-import { startRgw, type Rgw, type RgwStart } from './helpers/ceph.js';
+import type { S3Client } from '../storage/s3/client.js';
+import { startRgw, type RgwStart } from './helpers/ceph.js';
+import { cutOffsets } from './helpers/cut-offsets.js';
 import { startRoundRobinRelay, type RoundRobinRelay } from './helpers/round-robin-relay.js';
 import { spawnServer, type ServerProcess } from './helpers/server.js';
 
@@ -34,17 +35,10 @@ before(async () => {
   started = await startRgw();
   if (!started.ok) return void console.log(`# s3-resumable-fleet tests skipped: ${started.reason}`);
   if (!existsSync('dist/server.js')) return;
-  const rgw = started.rgw;
-  client = new S3Client({
-    endpoint: new URL(rgw.env.S3_ENDPOINT as string),
-    region: rgw.env.S3_REGION as string,
-    bucket: BUCKET,
-    accessKey: rgw.env.S3_ACCESS_KEY as string,
-    secretKey: rgw.env.S3_SECRET_KEY as string,
-    pathStyle: true,
-  });
+  client = started.rgw.client(BUCKET);
   await client.createBucket('us-east-1');
-  servers.push(await spawnServer(env(rgw)), await spawnServer(env(rgw)));
+  const env = started.rgw.serverEnv(BUCKET, PREFIX);
+  servers.push(await spawnServer(env), await spawnServer(env));
 });
 after(async () => {
   for (const r of relays) await r.close();
@@ -52,22 +46,6 @@ after(async () => {
   client?.close();
   if (started.ok) await started.rgw.stop();
 });
-
-function env(rgw: Rgw): Record<string, string> {
-  return {
-    STORE: 's3',
-    S3_ENDPOINT: rgw.env.S3_ENDPOINT as string,
-    S3_REGION: rgw.env.S3_REGION as string,
-    S3_ACCESS_KEY: rgw.env.S3_ACCESS_KEY as string,
-    S3_SECRET_KEY: rgw.env.S3_SECRET_KEY as string,
-    S3_FORCE_PATH_STYLE: 'true',
-    S3_BUCKET: BUCKET,
-    S3_PREFIX: PREFIX,
-    S3_PART_BYTES: '5MiB',
-    // spawnServer waits for the info-level "listening" line.
-    LOG_LEVEL: 'info',
-  };
-}
 
 function fleetTest(name: string, fn: (t: TestContext) => Promise<void>): void {
   test(name, async (t) => {
@@ -84,19 +62,6 @@ async function relay(cuts: readonly number[] = [], backends = servers): Promise<
   );
   relays.push(r);
   return r;
-}
-
-/** `count` offsets between 5 % and 95 % of `total`, from a seed (mulberry32): every run cuts at the same bytes. */
-function cutOffsets(seed: number, count: number, total: number): number[] {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-  return Array.from({ length: count }, () => Math.floor(total * (0.05 + 0.9 * next()))).sort((x, y) => x - y);
 }
 
 function tusUpload(data: Buffer, options: tus.UploadOptions): Promise<string> {

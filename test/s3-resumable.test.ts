@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SluiceError } from '../lib/errors.js';
 import { newFileId } from '../storage/file-id.js';
 import { S3Store } from '../storage/s3-store.js';
-import { S3Client, type ListedObject, type UploadedPart } from '../storage/s3/client.js';
+import type { ListedObject, S3Client, UploadedPart } from '../storage/s3/client.js';
 import { UploadKeys } from '../storage/s3/resumable-keys.js';
 import type { UploadDoc } from '../storage/s3/resumable-state.js';
 import { deriveView, sortListing } from '../storage/s3/resumable-view.js';
@@ -43,17 +43,6 @@ function rgwTest(name: string, fn: (rgw: Rgw, t: TestContext) => Promise<void>):
   test(name, async (t) => {
     if (!started.ok) return t.skip(started.reason);
     await fn(started.rgw, t);
-  });
-}
-
-function rawClient(rgw: Rgw): S3Client {
-  return new S3Client({
-    endpoint: new URL(rgw.env.S3_ENDPOINT as string),
-    region: rgw.env.S3_REGION as string,
-    bucket: BUCKET,
-    accessKey: rgw.env.S3_ACCESS_KEY as string,
-    secretKey: rgw.env.S3_SECRET_KEY as string,
-    pathStyle: true,
   });
 }
 
@@ -198,7 +187,7 @@ describe('S3 client calls for resumable uploads (real RGW)', () => {
   let client: S3Client;
   before(async () => {
     if (!started.ok) return;
-    client = rawClient(started.rgw);
+    client = started.rgw.client(BUCKET);
     if (!(await client.bucketExists())) await client.createBucket('us-east-1');
   });
   after(() => client?.close());
@@ -257,7 +246,7 @@ describe('S3 resumable uploads through the store', () => {
     a = newStore(started.rgw);
     b = newStore(started.rgw);
     await a.open();
-    client = rawClient(started.rgw);
+    client = started.rgw.client(BUCKET);
   });
   after(async () => {
     await a?.close();

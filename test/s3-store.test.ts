@@ -483,20 +483,8 @@ describe('two server processes sharing one bucket', () => {
   const servers: ServerProcess[] = [];
   before(async () => {
     if (!started.ok || !existsSync('dist/server.js')) return;
-    const rgw = started.rgw;
-    const env = {
-      STORE: 's3',
-      S3_ENDPOINT: rgw.env.S3_ENDPOINT as string,
-      S3_REGION: rgw.env.S3_REGION as string,
-      S3_ACCESS_KEY: rgw.env.S3_ACCESS_KEY as string,
-      S3_SECRET_KEY: rgw.env.S3_SECRET_KEY as string,
-      S3_FORCE_PATH_STYLE: 'true',
-      S3_BUCKET: BUCKET,
-      S3_PREFIX: 'common/',
-      S3_PART_BYTES: '5MiB',
-      LOG_LEVEL: 'warn',
-    };
-    servers.push(await spawnServer({ ...env, LOG_LEVEL: 'info' }), await spawnServer({ ...env, LOG_LEVEL: 'info' }));
+    const env = started.rgw.serverEnv(BUCKET, 'common/');
+    servers.push(await spawnServer(env), await spawnServer(env));
   });
   after(async () => {
     for (const s of servers) await s.stop();
