@@ -123,6 +123,15 @@ export class BadGatewayError extends SluiceError {
   }
 }
 
+/** 502 `UPSTREAM_STATUS`: the origin answered with a status we do not relay; `upstreamStatus` says which. */
+export class UpstreamStatusError extends BadGatewayError {
+  readonly upstreamStatus: number;
+  constructor(upstreamStatus: number, message: string) {
+    super('UPSTREAM_STATUS', message);
+    this.upstreamStatus = upstreamStatus;
+  }
+}
+
 /** 503: not available now (not configured, too many uploads, shutting down, throttled). */
 export class ServiceUnavailableError extends SluiceError {
   constructor(code: string, message: string, retryAfterSeconds?: number) {

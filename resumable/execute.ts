@@ -38,6 +38,9 @@ export interface ExecuteHooks {
 
 /** Runs one operation against the store, once. Throws SluiceErrors, which render.ts dresses per dialect. */
 export async function execute(op: Operation, ctx: RequestContext, dialect: Dialect, uploads: UploadStore, hooks: ExecuteHooks): Promise<Outcome> {
+  // A fetch job's upload is fed by sluice itself until the job ends: not the client's to reach.
+  if ('id' in op && ctx.fetchJobs.isActive(op.id)) throw notFound();
+  if (op.kind === 'concatenate' && op.parts.some((id) => ctx.fetchJobs.isActive(id))) throw notFound();
   switch (op.kind) {
     case 'options':
       return { kind: 'options' };

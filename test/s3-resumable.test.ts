@@ -21,6 +21,9 @@ import { deriveView, sortListing } from '../storage/s3/resumable-view.js';
 import { MAX_TAIL_PIECES } from '../storage/s3/resumable-writer.js';
 import type { AppendOptions, NewUpload, UploadState } from '../storage/uploads.js';
 import { startRgw, type Rgw, type RgwStart } from './helpers/ceph.js';
+import { poll } from './helpers/http.js';
+import { fileSha256, startRangedOrigin } from './helpers/ranged-origin.js';
+import { startServer } from './helpers/server.js';
 
 const MiB = 1024 * 1024;
 const P = 5 * MiB; // S3's smallest part: every test's parts are this
@@ -598,6 +601,38 @@ describe('S3 resumable uploads through the store', () => {
     const { file } = await a.appendUpload(id, source(), { offset: 0 });
     assert.equal(file?.size, total);
     assert.ok(alive >= 0 && alive <= 2, `${alive} of the first 320 chunks (20 MiB) still alive when 30 MiB had gone through`);
+  });
+
+  rgwTest('fetch jobs on S3 (a resumable upload sluice feeds itself): stored through breaks, or nothing on a digest mismatch', async (rgw) => {
+    const origin = await startRangedOrigin();
+    const server = await startServer({ FETCH_ALLOW: '127.0.0.1', FETCH_TIMEOUT_MS: '5000' }, newStore(rgw));
+    try {
+      const size = 2 * P + 12_345;
+      const submit = async (body: Record<string, unknown>): Promise<{ id: string; state: string; file: { sha256: string } | null; error: { code: string } | null }> => {
+        const res = await fetch(`${server.url}/fetches`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        assert.equal(res.status, 202, await res.clone().text());
+        const { id } = (await res.json()) as { id: string };
+        let job = { id, state: 'queued', file: null, error: null } as Awaited<ReturnType<typeof submit>>;
+        await poll(`job ${id} finished`, async () => {
+          job = (await (await fetch(`${server.url}/fetches/${id}`)).json()) as typeof job;
+          return ['done', 'failed', 'cancelled'].includes(job.state);
+        }, 60_000);
+        return job;
+      };
+      const good = await submit({ url: origin.file({ size, seed: 's3-job', breaks: `${MiB},${P + 3}` }) });
+      assert.equal(good.state, 'done', JSON.stringify(good));
+      assert.equal(good.file?.sha256, fileSha256('s3-job', size));
+      assert.equal((await a.stat(good.id))?.sha256, fileSha256('s3-job', size));
+      const bad = await submit({ url: origin.file({ size: P + 7, seed: 's3-job-2' }), sha256: 'a'.repeat(64) });
+      assert.equal(bad.state, 'failed');
+      assert.equal(bad.error?.code, 'DIGEST_MISMATCH');
+      assert.equal(await a.stat(bad.id), null, 'nothing stored');
+      assert.equal(await a.getUpload(bad.id), null, 'and no upload left');
+    } finally {
+      await server.close();
+      await server.store.close();
+      await origin.close();
+    }
   });
 
   rgwTest('after all of the above: no pending multipart upload and no upload object in the bucket', async () => {
