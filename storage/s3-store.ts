@@ -123,6 +123,9 @@ export class S3Store implements Store {
   }
 
   // Resumable uploads: storage/s3/resumable-store.ts.
+  get maxUploadBytes(): number {
+    return this.uploads.maxUploadBytes;
+  }
   createUpload(init: NewUpload, options?: CreateUploadOptions): Promise<UploadState> {
     return this.uploads.createUpload(init, options);
   }

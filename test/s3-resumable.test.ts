@@ -603,6 +603,27 @@ describe('S3 resumable uploads through the store', () => {
     assert.ok(alive >= 0 && alive <= 2, `${alive} of the first 320 chunks (20 MiB) still alive when 30 MiB had gone through`);
   });
 
+  rgwTest('the largest upload S3 can hold (10,000 parts) is advertised and enforced over HTTP, below MAX_FILE_BYTES', async (rgw) => {
+    const max = 10_000 * P;
+    const server = await startServer({ MAX_FILE_BYTES: String(2 * max) }, newStore(rgw));
+    try {
+      const tus = { 'tus-resumable': '1.0.0' };
+      const options = await fetch(`${server.url}/uploads`, { method: 'OPTIONS' });
+      assert.equal(options.headers.get('tus-max-size'), String(max));
+      assert.match(options.headers.get('upload-limit') ?? '', new RegExp(`max-size=${max}\\b`));
+      const tooLong = await fetch(`${server.url}/uploads`, { method: 'POST', headers: { ...tus, 'upload-length': String(max + 1) } });
+      assert.equal(tooLong.status, 413);
+      assert.equal(tooLong.headers.get('tus-max-size'), String(max));
+      assert.equal(((await tooLong.json()) as { error: { code: string } }).error.code, 'FILE_TOO_LARGE');
+      const fits = await fetch(`${server.url}/uploads`, { method: 'POST', headers: { ...tus, 'upload-length': String(max) } });
+      assert.equal(fits.status, 201);
+      assert.equal((await fetch(`${server.url}${fits.headers.get('location')}`, { method: 'DELETE', headers: tus })).status, 204);
+    } finally {
+      await server.close();
+      await server.store.close();
+    }
+  });
+
   rgwTest('fetch jobs on S3 (a resumable upload sluice feeds itself): stored through breaks, or nothing on a digest mismatch', async (rgw) => {
     const origin = await startRangedOrigin();
     const server = await startServer({ FETCH_ALLOW: '127.0.0.1', FETCH_TIMEOUT_MS: '5000' }, newStore(rgw));
