@@ -1,8 +1,6 @@
-import type { IncomingMessage } from 'node:http';
 import type { RequestContext } from '../lib/context.js';
-import { LimitExceededError, MalformedRequestError, UnsupportedMediaTypeError } from '../lib/errors.js';
-import { requestBody } from '../lib/request-body.js';
-import { mediaTypeEssence } from '../multipart/content-type.js';
+import { LimitExceededError, MalformedRequestError } from '../lib/errors.js';
+import { readJsonBody } from '../lib/json-body.js';
 import { cleanFilename } from '../net/upstream-filename.js';
 
 /** `POST /fetch` and `POST /fetches` take a URL, a name and a digest: 64 KiB is generous (URLs past 8 KiB rarely work anywhere). */
@@ -36,7 +34,7 @@ export function parseTargetUrl(text: string | null | undefined): URL {
 
 /** The JSON body of `POST /fetch` / `POST /fetches`, checked: `{"url", "filename"?, "sha256"?}`. */
 export async function readFetchRequest(ctx: RequestContext): Promise<FetchRequest> {
-  return parseFetchRequest(await readJsonBody(ctx.req, MAX_JSON_BODY_BYTES));
+  return parseFetchRequest(await readJsonBody(ctx.req, MAX_JSON_BODY_BYTES, `${ctx.req.method ?? 'POST'} ${ctx.url.pathname}`));
 }
 
 function parseFetchRequest(body: unknown): FetchRequest {
@@ -54,40 +52,6 @@ function parseFetchRequest(body: unknown): FetchRequest {
     throw new MalformedRequestError('BAD_FETCH_REQUEST', '"sha256" must be the 64 hex digits of a SHA-256 digest');
   }
   return { url: parseTargetUrl(url), filename: name, sha256: typeof sha256 === 'string' ? sha256.toLowerCase() : null };
-}
-
-/** RFC 8259 / RFC 6839 3.1: `application/json` or any `+json` type, parameters aside. */
-function isJsonMediaType(header: string | undefined): boolean {
-  const type = mediaTypeEssence(header ?? '');
-  return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
-}
-
-/** The whole (small) body as JSON; 413 past `limit`, 415 unless JSON, 400 unless valid UTF-8 JSON. */
-async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
-  if (!isJsonMediaType(req.headers['content-type'])) throw new UnsupportedMediaTypeError(`${req.method ?? 'POST'} ${req.url?.split('?')[0] ?? ''} takes an application/json body`);
-  const tooLarge = (): LimitExceededError => new LimitExceededError('BODY_TOO_LARGE', `The JSON body is over ${limit} bytes`, limit);
-  const declared = Number(req.headers['content-length']);
-  if (Number.isSafeInteger(declared) && declared > limit) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  // requestBody: leaving the loop early must not destroy the socket the 413 goes out on.
-  for await (const chunk of requestBody(req)) {
-    size += chunk.length;
-    if (size > limit) throw tooLarge();
-    chunks.push(chunk);
-  }
-  let text: string;
-  try {
-    // RFC 8259 8.1: JSON between systems is UTF-8.
-    text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks, size));
-  } catch (err) {
-    throw new MalformedRequestError('BAD_JSON', 'The body is not UTF-8', { cause: err });
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw new MalformedRequestError('BAD_JSON', 'The body is not valid JSON', { cause: err });
-  }
 }
 
 /**

@@ -297,7 +297,9 @@ describe('/fetches: limits, TTL, auth', () => {
       const { fetches } = (await (await fetch(`${server.url}/fetches`)).json()) as { fetches: Job[] };
       assert.ok(fetches.length <= 1000, `${fetches.length} kept`);
       assert.equal((await fetch(`${server.url}/fetches/${first.json.id as string}`)).status, 404, 'the oldest was forgotten');
-      assert.ok((await readdir(join(server.dataDir, '.sluice', 'fetch-job'))).length <= 1000, 'and its document too');
+      // Documents, not the temp files (dot names) of writes still landing for kept jobs.
+      const documents = (await readdir(join(server.dataDir, '.sluice', 'fetch-job'))).filter((n) => !n.startsWith('.'));
+      assert.ok(documents.length <= 1000, `and its document too: ${documents.length} documents`);
     } finally {
       await server.close();
     }
