@@ -193,13 +193,6 @@ export class ChecksumMismatchError extends SluiceError {
   }
 }
 
-/** 501: the configured store cannot do this yet (resumable uploads on S3 until they are built there). */
-export class NotSupportedByStoreError extends SluiceError {
-  constructor(message: string) {
-    super('NOT_SUPPORTED_BY_STORE', message, 501);
-  }
-}
-
 /**
  * 503 with `Retry-After`: MAX_PENDING_UPLOADS incomplete uploads exist. 503, not 429: the limit
  * is the server's capacity, shared by every client, not one client's request rate (RFC 6585 4);
