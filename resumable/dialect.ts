@@ -9,15 +9,20 @@ import { field, parseSfNonNegativeInteger } from './fields.js';
  * - 6: draft -04 and -05 (tus-js-client 4's `protocol: 'ietf-draft-05'`, URLSession on iOS 18);
  * - 7: drafts -06 to -08 (`expires` limit renamed `max-age`; an append's answer carries
  *   `Upload-Complete`);
- * - 8: drafts -09, -10, -11 and the newest text read (the working group's copy of July 2026,
- *   "The current interop version is 8").
+ * - 8: drafts -09, -10, -11;
+ * - 9: draft -12 (6 July 2026: `Upload-Complete` in an answer says whether it comes from the
+ *   targeted resource; the completed-upload problem type is gone and a completed upload's final
+ *   answer may be replayed; a refusal for a limit carries `Upload-Limit`);
+ * - 10: draft -13 (6 October 2026) and, as far as could be found, -14 and -15. Their texts could
+ *   not be read here (peers that implement -13 name 10); no server-visible change from 9 is
+ *   known, so 9 and 10 are answered alike.
  * Versions 3 to 5 (drafts -01 to -03, `Upload-Incomplete`, no `application/partial-upload`) are
  * not implemented: such a request is refused rather than answered in a dialect it did not ask for.
  */
-export type InteropVersion = 6 | 7 | 8;
+export type InteropVersion = 6 | 7 | 8 | 9 | 10;
 
 /** Newest first. */
-export const INTEROP_VERSIONS: readonly InteropVersion[] = [8, 7, 6];
+export const INTEROP_VERSIONS: readonly InteropVersion[] = [10, 9, 8, 7, 6];
 
 export const TUS_VERSION = '1.0.0';
 
@@ -45,6 +50,18 @@ export function claimedDialect(req: IncomingMessage): DialectClaim {
   const tus = field(req, 'tus-resumable');
   if (tus !== undefined) return tus === TUS_VERSION ? { kind: 'dialect', dialect: TUS } : { kind: 'unknown-tus', value: tus };
   return { kind: 'none' };
+}
+
+/**
+ * Draft -12 on (interop 9+): "`Upload-Complete` signals whether the response comes from the
+ * initial targeted resource" ("Completeness"), so a refused operation on a completed upload is
+ * answered with `?0`; the completed-upload problem type is no longer defined; "The server can
+ * choose to replay the final response ... if the request to append to the completed upload is
+ * valid" ("Upload Append"); and "When a request is rejected because limits were violated, the
+ * response SHOULD include the Upload-Limit header field" ("Limits").
+ */
+export function speaksDraft12(interop: InteropVersion): boolean {
+  return interop >= 9;
 }
 
 /** The `Upload-Limit` key for the upload's remaining lifetime: `expires` until draft -05, `max-age` after ("Since -05: Rename expires limit to max-age"). */

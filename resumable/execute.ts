@@ -13,7 +13,7 @@ import { requestBody } from '../lib/request-body.js';
 import { resumableFileLimit, resumableLimitName } from '../handlers/upload-limits.js';
 import type { FileRecord } from '../storage/store.js';
 import type { AppendResult, NewUpload, UploadState, UploadStore } from '../storage/uploads.js';
-import type { Dialect } from './dialect.js';
+import { speaksDraft12, type Dialect } from './dialect.js';
 import { contentLength } from './fields.js';
 import type { AppendOperation, CreateOperation, Operation } from './operation.js';
 import { ProtocolError } from './protocol-errors.js';
@@ -116,7 +116,16 @@ async function append(op: AppendOperation, ctx: RequestContext, dialect: Dialect
   // store's own check.)
   if (op.offset < upload.offset) throw new OffsetMismatchError(upload.offset, op.offset);
   if (upload.complete) {
-    if (dialect.kind === 'ietf') throw new UploadCompleteError(op.id);
+    if (dialect.kind === 'ietf') {
+      // Draft -12 on: the final answer lost on its way may be asked for again by the request that
+      // completed the upload (an empty append with ?1 at the final offset), and is replayed.
+      const valid = op.last && !op.body && op.offset === upload.offset && (op.length === null || op.length === upload.length);
+      if (speaksDraft12(dialect.interop) && valid && !upload.partial) {
+        const file = await ctx.store.stat(op.id);
+        if (file !== null) return { kind: 'appended', upload, file };
+      }
+      throw new UploadCompleteError(op.id);
+    }
     if (op.offset !== upload.offset) throw new OffsetMismatchError(upload.offset, op.offset);
     // tus: an empty PATCH at the end of a complete upload changes nothing and says so (204).
     if (!op.body) return { kind: 'appended', upload, file: null };

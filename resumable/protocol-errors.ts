@@ -66,7 +66,9 @@ export const PROTOCOL_ERRORS = {
  * - UPLOAD_LENGTH_MISMATCH 400 (UploadLengthMismatchError): tus creation-defer-length "Once set
  *   the length MUST NOT be changed"; draft "Length" (inconsistent-upload-length).
  * - UPLOAD_COMPLETE 400 (UploadCompleteError): draft-05 "If the upload is already complete, the
- *   server MUST NOT modify the upload resource and MUST respond with a 400" (completed-upload).
+ *   server MUST NOT modify the upload resource and MUST respond with a 400" (completed-upload, up
+ *   to interop 8). Draft -12 (interop 9+) drops that problem type: the 400 carries
+ *   `Upload-Complete: ?0`, and a valid empty completing append gets the final answer replayed.
  * - UPLOAD_NOT_PARTIAL / UPLOAD_INCOMPLETE 400: tus concatenation takes complete partial uploads
  *   (concatenation-unfinished is not offered; tusd's ERR_UPLOAD_NOT_FINISHED is a 400 too).
  * - UPLOAD_INTERRUPTED 409 (UploadInterruptedError): an append ended by a newer request on the

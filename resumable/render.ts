@@ -1,13 +1,13 @@
 import type { ServerResponse } from 'node:http';
 import type { Config } from '../lib/config.js';
 import type { RequestContext } from '../lib/context.js';
-import { OffsetMismatchError, ProblemError, SluiceError } from '../lib/errors.js';
+import { LimitExceededError, OffsetMismatchError, ProblemError, SluiceError } from '../lib/errors.js';
 import { sendJson } from '../lib/respond.js';
 import { setStickyHeader } from '../lib/sticky-headers.js';
 import { uploadAnswer } from '../lib/upload-answer.js';
 import { resumableFileLimit } from '../handlers/upload-limits.js';
 import type { UploadState } from '../storage/uploads.js';
-import { lifetimeLimitKey, TUS_VERSION, type Dialect, type InteropVersion } from './dialect.js';
+import { lifetimeLimitKey, speaksDraft12, TUS_VERSION, type Dialect, type InteropVersion } from './dialect.js';
 import type { Outcome } from './execute.js';
 import { CHECKSUM_ALGORITHMS } from './fields.js';
 import { uploadLocation } from './location.js';
@@ -17,7 +17,7 @@ import type { Operation } from './operation.js';
 /**
  * Answers in the request's dialect. The statuses, per outcome and dialect, each from its text:
  *
- * | outcome   | tus 1.0.0                        | draft, interop 6 (-05)            | draft, interop 7 and 8               |
+ * | outcome   | tus 1.0.0                        | draft, interop 6 (-05)            | draft, interop 7 to 10               |
  * |-----------|----------------------------------|-----------------------------------|--------------------------------------|
  * | options   | 204 (core "OPTIONS")             | 204                               | 204                                  |
  * | created   | 201 (creation "POST")            | 201 ("Upload Creation")           | 201                                  |
@@ -27,14 +27,16 @@ import type { Operation } from './operation.js';
  * | terminated| 204 (termination "DELETE")       | 204 ("Upload Cancellation")       | 204                                  |
  *
  * A draft answer that completes the upload carries what `POST /upload` answers (201 and the stored
- * file): the draft's "response that matches what the resource ... would have generated".
+ * file): the draft's "response that matches what the resource ... would have generated". From
+ * interop 9 (draft -12) the same answer is replayed to an empty `Upload-Complete: ?1` append at the
+ * final offset of a completed upload (execute.ts).
  */
 const TUS_STATUS = { options: 204, created: 201, offset: 200, appended: 204, terminated: 204 } as const;
 
 /** tus extensions offered (protocol.md "Protocol Extensions"); concatenation-unfinished is not. */
 export const TUS_EXTENSIONS = ['creation', 'creation-with-upload', 'creation-defer-length', 'termination', 'checksum', 'expiration', 'concatenation'];
 
-/** The media type a draft append carries, for `Accept-Patch` (drafts -10, -11 require it on OPTIONS; harmless elsewhere). */
+/** The media type a draft append carries, for `Accept-Patch` (drafts -10, -11 require it on OPTIONS; -12 dropped the requirement, it stays harmless). */
 const PARTIAL_UPLOAD = 'application/partial-upload';
 
 export function renderOutcome(ctx: RequestContext, dialect: Dialect | null, op: Operation, outcome: Outcome): void {
@@ -143,19 +145,36 @@ const PROBLEM_TYPES = 'https://iana.org/assignments/http-problem-types#';
 /**
  * Dresses an error in the request's dialect before the server answers it (lib/app.ts, the one
  * place errors become answers): tus adds `Tus-Version` to a 412 and `Tus-Max-Size` to a 413,
- * and the true `Upload-Offset` to a 409; the draft answers a 409 and the completed-upload and
- * inconsistent-length cases with problem details, and every answer to a creation or append that
- * did not complete the upload with `Upload-Complete: ?0` (interop 7 and 8: "any response,
- * successful or not, MUST include the Upload-Complete header field with a false value"). A
+ * and the true `Upload-Offset` to a 409; the draft answers a 409 and the completed-upload (up to
+ * interop 8) and inconsistent-length cases with problem details, and every answer to a creation
+ * or append that did not complete the upload with `Upload-Complete: ?0` (interop 7 and 8: "any
+ * response, successful or not, MUST include the Upload-Complete header field with a false value";
+ * from 9 also a refused append to a completed upload: the answer is the protocol's, not the
+ * resource's), and from 9 a refusal for a limit with `Upload-Limit` (the limits of `upload`). A
  * creation that made its upload before it failed still names it in `Location`, so the client can
  * resume it.
  */
-export function dressError(err: unknown, ctx: RequestContext, dialect: Dialect | null, op: Operation | null, created: UploadState | null): unknown {
+export function dressError(
+  err: unknown,
+  ctx: RequestContext,
+  dialect: Dialect | null,
+  op: Operation | null,
+  created: UploadState | null,
+  upload: UploadState | null = created,
+): unknown {
   if (!(err instanceof SluiceError)) return err;
   const { res, config } = ctx;
   if (created !== null) setStickyHeader(res, 'location', uploadLocation(ctx, created.id));
-  if (dialect?.kind === 'ietf' && (op?.kind === 'create' || op?.kind === 'append') && err.code !== 'UPLOAD_COMPLETE') {
+  // Up to interop 8 a refused append to a completed upload says nothing of completeness; from 9
+  // (draft -12) `Upload-Complete: ?0` says the answer is the protocol's, not the resource's.
+  const draft12 = dialect?.kind === 'ietf' && speaksDraft12(dialect.interop);
+  if (dialect?.kind === 'ietf' && (op?.kind === 'create' || op?.kind === 'append') && (err.code !== 'UPLOAD_COMPLETE' || draft12)) {
     setStickyHeader(res, 'upload-complete', '?0');
+  }
+  // Draft -12 "Limits": "When a request is rejected because limits were violated, the response
+  // SHOULD include the Upload-Limit header field carrying all limits of the corresponding upload".
+  if (draft12 && err instanceof LimitExceededError) {
+    setStickyHeader(res, 'upload-limit', uploadLimit(config, upload, dialect.interop, resumableFileLimit(ctx)));
   }
   if (err instanceof OffsetMismatchError) {
     setStickyHeader(res, 'upload-offset', String(err.offset));
@@ -172,6 +191,8 @@ export function dressError(err: unknown, ctx: RequestContext, dialect: Dialect |
   if (dialect?.kind === 'ietf') {
     switch (err.code) {
       case 'UPLOAD_COMPLETE':
+        // The completed-upload problem type is defined up to draft -11 only.
+        if (draft12) return err;
         return new ProblemError(err.code, err.message, 400, { type: `${PROBLEM_TYPES}completed-upload`, title: 'upload is already completed' }, { cause: err });
       case 'UPLOAD_LENGTH_MISMATCH':
         return new ProblemError(err.code, err.message, 400, { type: `${PROBLEM_TYPES}inconsistent-upload-length`, title: 'inconsistent length values for upload' }, { cause: err });

@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestContext } from '../lib/context.js';
-import { MalformedRequestError } from '../lib/errors.js';
+import { LimitExceededError, MalformedRequestError } from '../lib/errors.js';
 import { parseContentDigest } from '../handlers/content-digest.js';
 import { resumableFileLimit } from '../handlers/upload-limits.js';
 import { setStickyHeader } from '../lib/sticky-headers.js';
 import type { UploadState } from '../storage/uploads.js';
-import { claimedDialect, INTEROP_VERSIONS, TUS_VERSION, type Dialect, type InteropVersion } from './dialect.js';
+import { claimedDialect, INTEROP_VERSIONS, speaksDraft12, TUS_VERSION, type Dialect, type InteropVersion } from './dialect.js';
 import { execute, type Outcome } from './execute.js';
 import { writeInterimResponse } from './interim.js';
 import { uploadLocation } from './location.js';
@@ -48,10 +48,20 @@ export async function serveResumable(ctx: RequestContext, target: Target, check?
     // presumed gone, and whatever is still in flight is unwanted. Hang up (the draft: "the server
     // MAY abruptly terminate the previous HTTP connection").
     if ((err as { code?: unknown } | null)?.code === 'UPLOAD_INTERRUPTED') ctx.req.socket.destroy();
-    throw dressError(err, ctx, dialect, op, created);
+    throw dressError(err, ctx, dialect, op, created, await uploadForLimits(ctx, dialect, op, created, err));
   } finally {
     stopProgress();
   }
+}
+
+/**
+ * The upload whose limits a draft -12 refusal for a limit names (`Upload-Limit` with its own
+ * `max-age`): the one just created, or the one appended to; null for anything else.
+ */
+async function uploadForLimits(ctx: RequestContext, dialect: Dialect | null, op: Operation | null, created: UploadState | null, err: unknown): Promise<UploadState | null> {
+  if (created !== null || !(err instanceof LimitExceededError) || dialect?.kind !== 'ietf' || !speaksDraft12(dialect.interop)) return created;
+  if (op?.kind !== 'append') return null;
+  return ctx.store.getUpload(op.id).catch(() => null);
 }
 
 /** How often a draft append's durable offset is looked at for a progress 104. */
