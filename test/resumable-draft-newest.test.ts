@@ -8,11 +8,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { curl, type CurlResult } from './helpers/curl.js';
+import { appendRest, createThenCut, offsetAfterCut } from './helpers/draft-resume.js';
 import { rawRequest, seededBytes, sha256 } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
@@ -189,35 +189,14 @@ for (const version of ['9', '10'] as const) {
 describe('interop 10 with node:http: a creation cut after its 104 is resumed', () => {
   test('HEAD the Location, PATCH the rest with ?1: the same bytes', async () => {
     const data = seededBytes(100, 3 * 1024 * 1024);
-    const { port } = new URL(server.url);
-    let location = '';
-    let announcedVersion = '';
     const cut = 1_000_000;
-    await new Promise<void>((resolve) => {
-      const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/uploads', headers: { 'upload-draft-interop-version': '10', 'upload-complete': '?1', 'content-length': String(data.length) } });
-      req.on('information', (info) => {
-        if (info.statusCode !== 104) return;
-        location = String(info.headers.location);
-        announcedVersion = String(info.headers['upload-draft-interop-version']);
-        req.write(data.subarray(0, cut), () => setTimeout(() => (req.destroy(), resolve()), 200));
-      });
-      req.on('error', () => resolve());
-      req.flushHeaders();
-    });
-    assert.equal(announcedVersion, '10');
+    const announced = await createThenCut(server.url, '/uploads', '10', data, cut);
+    assert.equal(announced['upload-draft-interop-version'], '10');
+    const location = announced.location ?? '';
     assert.match(location, /^\/uploads\//);
-    let offset = -1;
-    for (let i = 0; i < 50 && offset < 0; i += 1) {
-      const h = await rawRequest(server.url, location, { method: 'HEAD', headers: { 'upload-draft-interop-version': '10' } });
-      if (h.status === 204) offset = Number(h.headers['upload-offset']);
-      else await new Promise((r) => setTimeout(r, 50));
-    }
+    const offset = await offsetAfterCut(server.url, location, '10');
     assert.ok(offset >= 0 && offset <= cut, `offset ${offset}`);
-    const rest = await rawRequest(server.url, location, {
-      method: 'PATCH',
-      headers: { 'upload-draft-interop-version': '10', 'upload-offset': String(offset), 'upload-complete': '?1', 'content-type': 'application/partial-upload' },
-      body: data.subarray(offset),
-    });
+    const rest = await appendRest(server.url, location, '10', data, offset);
     assert.equal(rest.status, 201, rest.body.toString());
     assert.equal(rest.headers['upload-complete'], '?1');
     assert.equal(sha256((await rawRequest(server.url, `/files/${idOf(location)}`)).body), sha256(data));

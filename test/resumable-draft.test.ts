@@ -13,6 +13,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { curl, type CurlResult } from './helpers/curl.js';
+import { appendRest, createThenCut, offsetAfterCut } from './helpers/draft-resume.js';
 import { rawRequest, seededBytes, sha256 } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';
 import { LocalStore } from '../storage/local-store.js';
@@ -194,33 +195,12 @@ describe('POST /upload upgraded to a resumable upload (URLSession)', () => {
 
   test('cut mid-body after the 104: HEAD the Location, PATCH the rest with ?1, the same file byte for byte', async () => {
     const data = seededBytes(12, 4 * 1024 * 1024);
-    const { port } = new URL(server.url);
-    let location = '';
     const cut = 1_500_000;
-    await new Promise<void>((resolve) => {
-      const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/upload', headers: { 'upload-draft-interop-version': '8', 'upload-complete': '?1', 'content-length': String(data.length) } });
-      req.on('information', (info) => {
-        if (info.statusCode !== 104) return;
-        location = String(info.headers.location);
-        // The client goes away after sending part of the body.
-        req.write(data.subarray(0, cut), () => setTimeout(() => (req.destroy(), resolve()), 200));
-      });
-      req.on('error', () => resolve());
-      req.flushHeaders();
-    });
+    const location = (await createThenCut(server.url, '/upload', '8', data, cut)).location ?? '';
     assert.match(location, /^\/uploads\//);
-    let offset = -1;
-    for (let i = 0; i < 50 && offset < 0; i += 1) {
-      const h = await rawRequest(server.url, location, { method: 'HEAD', headers: { 'upload-draft-interop-version': '8' } });
-      if (h.status === 204) offset = Number(h.headers['upload-offset']);
-      else await new Promise((r) => setTimeout(r, 50));
-    }
+    const offset = await offsetAfterCut(server.url, location, '8');
     assert.ok(offset >= 0 && offset <= cut, `offset ${offset}`);
-    const rest = await rawRequest(server.url, location, {
-      method: 'PATCH',
-      headers: { 'upload-draft-interop-version': '8', 'upload-offset': String(offset), 'upload-complete': '?1', 'content-type': 'application/partial-upload' },
-      body: data.subarray(offset),
-    });
+    const rest = await appendRest(server.url, location, '8', data, offset);
     assert.equal(rest.status, 201, rest.body.toString());
     const id = location.slice('/uploads/'.length);
     assert.equal(sha256((await rawRequest(server.url, `/files/${id}`)).body), sha256(data));
