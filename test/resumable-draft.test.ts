@@ -3,7 +3,7 @@
  * raw node:http: creation answered first with `104 Upload Resumption Supported` (Location,
  * Upload-Limit, the interop version) before the body, offset retrieval, append with
  * application/partial-upload, 409 with problem details, 415, completion only with
- * `Upload-Complete: ?1`, cancellation, OPTIONS with Upload-Limit, interop 6 against 8, and
+ * `Upload-Complete: ?1`, cancellation, OPTIONS with Upload-Limit, interop 6 against 8, progress 104s (8 and 10), and
  * `POST /upload` upgraded to a resumable upload (URLSession's way) with today's 201 answer.
  */
 import { after, before, describe, test } from 'node:test';
@@ -215,12 +215,12 @@ describe('POST /upload upgraded to a resumable upload (URLSession)', () => {
 });
 
 describe('progress: 104 with Upload-Offset while an append streams', () => {
-  test('a slow draft PATCH gets 104s with growing durable offsets (no Location), then its final answer', async () => {
+  for (const version of ['8', '10']) test(`a slow draft PATCH (interop ${version}) gets 104s with growing durable offsets (no Location), then its final answer`, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sluice-progress-'));
     // Checkpoints every MiB, so a few MiB show progress (the default is every 64 MiB).
     const server = await startServer({}, new LocalStore(dir, { checkpointBytes: 1024 * 1024 }));
     try {
-      const created = await rawRequest(server.url, '/uploads', { method: 'POST', headers: { 'upload-draft-interop-version': '8', 'upload-complete': '?0' } });
+      const created = await rawRequest(server.url, '/uploads', { method: 'POST', headers: { 'upload-draft-interop-version': version, 'upload-complete': '?0' } });
       const location = String(created.headers.location);
       const data = seededBytes(40, 6 * 1024 * 1024);
       const interim: Array<{ status: number; headers: Record<string, unknown> }> = [];
@@ -231,7 +231,7 @@ describe('progress: 104 with Upload-Offset while an append streams', () => {
           port,
           method: 'PATCH',
           path: location,
-          headers: { 'upload-draft-interop-version': '8', 'upload-offset': '0', 'upload-complete': '?1', 'content-type': 'application/partial-upload', 'content-length': String(data.length) },
+          headers: { 'upload-draft-interop-version': version, 'upload-offset': '0', 'upload-complete': '?1', 'content-type': 'application/partial-upload', 'content-length': String(data.length) },
         });
         req.on('information', (info) => interim.push({ status: info.statusCode, headers: info.headers }));
         req.on('response', (res) => (res.resume(), resolve(res.statusCode ?? 0)));
@@ -248,7 +248,7 @@ describe('progress: 104 with Upload-Offset while an append streams', () => {
       const offsets = interim.filter((i) => i.status === 104).map((i) => Number(i.headers['upload-offset']));
       assert.ok(offsets.length >= 1, `progress 104s: ${JSON.stringify(interim)}`);
       assert.ok(offsets.every((o, i) => o > 0 && o < data.length && (i === 0 || o > (offsets[i - 1] as number))), `offsets grow: ${offsets.join(', ')}`);
-      assert.ok(interim.every((i) => i.headers.location === undefined && i.headers['upload-draft-interop-version'] === '8'));
+      assert.ok(interim.every((i) => i.headers.location === undefined && i.headers['upload-draft-interop-version'] === version));
     } finally {
       await server.close();
       await rm(dir, { recursive: true, force: true });
