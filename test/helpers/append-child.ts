@@ -1,6 +1,6 @@
 /**
  * A child process for the kill -9 test: opens a LocalStore on `dir` and appends the pattern
- * bytes of upload `id` from its durable offset on, slowly, printing `reported <offset>` each time
+ * bytes of upload `id` from its durable offset on, slowly (half of what is left, then it stalls), printing `reported <offset>` each time
  * getUpload reports a new offset (what a HEAD would answer). The test kills it with SIGKILL
  * mid-append and checks that a new store reports at least the last offset printed.
  *
@@ -17,8 +17,13 @@ await store.open();
 const start = (await store.getUpload(id))?.offset ?? 0;
 const data = pattern(total);
 
+// Half the bytes, slowly, and then the body stalls (a client that has gone quiet) until the test
+// kills the process: the kill always lands mid-append, however late a loaded machine lets the test
+// read the offsets printed. (With the whole body sent, the append could end before the kill.)
+const stallAt = start + Math.floor((total - start) / 2);
 async function* slowly(): AsyncGenerator<Buffer> {
   for (let at = start; at < total; at += 64 * 1024) {
+    if (at >= stallAt) await new Promise<never>(() => {});
     yield data.subarray(at, Math.min(total, at + 64 * 1024));
     await sleep(1);
   }
