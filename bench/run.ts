@@ -133,6 +133,8 @@ async function main(args: RunArgs): Promise<number> {
   const sections = [header];
   if (rows.length > 0) sections.push(formatRowsTable(rows));
   if (resumableNotes.length > 0) sections.push(`Resumable uploads:\n\n${resumableNotes.map((n) => `- ${n}`).join('\n')}`);
+  const notes = rows.flatMap((r) => r.notes.map((n) => `- ${r.name}, ${n}`));
+  if (notes.length > 0) sections.push(`Notes:\n\n${notes.join('\n')}`);
   if (parser !== null) sections.push(`Parser micro-benchmark (in process, median of ${parser.rounds} rounds):\n\n${formatParserTable(parser)}`);
   if (targets.length > 0) sections.push(`Targets:\n\n${formatTargets(targets)}`);
   if (failures.length > 0) sections.push(`Failures:\n\n${failures.map((f) => `- ${f.split('\n')[0]}`).join('\n')}`);

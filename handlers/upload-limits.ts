@@ -67,6 +67,18 @@ export function fileLimit(ctx: Pick<RequestContext, 'config' | 'grant'>): number
   return Math.min(ctx.config.maxFileBytes, ctx.grant?.maxBytes ?? Infinity);
 }
 
+/** The largest resumable upload: `fileLimit`, or less when the store cannot hold more (S3: 10,000 parts). */
+export function resumableFileLimit(ctx: Pick<RequestContext, 'config' | 'grant' | 'store'>): number {
+  return Math.min(fileLimit(ctx), ctx.store.maxUploadBytes ?? Infinity);
+}
+
+/** What sets `resumableFileLimit` for this request, for messages. */
+export function resumableLimitName(ctx: Pick<RequestContext, 'config' | 'grant' | 'store'>): string {
+  const limit = resumableFileLimit(ctx);
+  if (limit === ctx.store.maxUploadBytes && limit < fileLimit(ctx)) return 'the largest upload the store can hold';
+  return limitName(ctx.config, limit);
+}
+
 /**
  * The request body of an upload, cut with 413 REQUEST_TOO_LARGE once it grows past
  * MAX_REQUEST_BYTES (a chunked body declares no length to check up front). Without that

@@ -28,6 +28,7 @@ import { addCorsHeaders, allowedOrigin, answerPreflight, isPreflight } from './c
 import { isStickyHeader } from './sticky-headers.js';
 import { headerValue } from './header-value.js';
 import { startExpirySweep } from '../resumable/expiry-sweep.js';
+import { FetchJobs } from '../jobs/fetch-jobs.js';
 
 export interface AppDeps {
   readonly config: Config;
@@ -54,6 +55,8 @@ export interface App {
 
 /** A request in flight, as the server (not the handler) tracks it. */
 interface InFlight {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
   readonly controller: AbortController;
   readonly done: Promise<void>;
 }
@@ -81,6 +84,7 @@ interface Counted {
 
 export function createApp(deps: AppDeps): App {
   const { config, log, metrics } = deps;
+  const fetchJobs = new FetchJobs(deps);
   const inFlight = new Set<InFlight>();
   const bySocket = new WeakMap<Socket, InFlight>();
   const counted = new WeakMap<Socket, Counted>();
@@ -170,6 +174,10 @@ export function createApp(deps: AppDeps): App {
   server.setTimeout(config.idleTimeoutMs, (socket: Socket) => {
     const current = bySocket.get(socket);
     if (current === undefined) return void socket.destroy();
+    // The body is all in and no answer has started: the wait is the server's own (the final
+    // sync of an upload, the origin of POST /fetch, a takeover), not an idle client's. The
+    // answer's first bytes re-arm the timer; a stalled origin or store has its own timeout.
+    if (current.req.complete && !current.res.headersSent) return;
     current.controller.abort(new RequestTimeoutError(`No data for ${config.idleTimeoutMs} ms`));
   });
 
@@ -184,7 +192,7 @@ export function createApp(deps: AppDeps): App {
 
     const controller = new AbortController();
     let resolveDone: () => void = () => {};
-    const entry: InFlight = { controller, done: new Promise((r) => (resolveDone = r)) };
+    const entry: InFlight = { req, res, controller, done: new Promise((r) => (resolveDone = r)) };
     // Settles when the handler itself does, which may be after its answer was sent (an abort
     // answers at once while the handler still removes its files). Shutdown waits for it.
     let handlerSettled: Promise<unknown> = Promise.resolve();
@@ -204,7 +212,7 @@ export function createApp(deps: AppDeps): App {
       const url = parseTarget(req.url);
       const origin = allowedOrigin(req, config.corsOrigins);
       if (origin !== null) addCorsHeaders(res, origin);
-      const match = routeRequest(req.method ?? 'GET', url.pathname, headerValue(req.headers['x-http-method-override']));
+      const match = routeRequest(req.method ?? 'GET', url.pathname, headerValue(req.headers['x-http-method-override']), config);
       route = match.route;
       match.route?.prelude?.(req, res);
       if (origin !== null && isPreflight(req)) {
@@ -256,6 +264,7 @@ export function createApp(deps: AppDeps): App {
         metrics,
         sendContinue,
         grant,
+        fetchJobs,
       };
       const work = match.handler(ctx);
       handlerSettled = work.catch(() => {});
@@ -315,6 +324,8 @@ export function createApp(deps: AppDeps): App {
   async function shutdown(graceMs: number): Promise<{ aborted: number }> {
     shuttingDown = true;
     expirySweep.stop();
+    // Fetch jobs stop at once: their bytes are kept, and they go on after the restart.
+    const jobsStopped = fetchJobs.stop();
     server.close();
     server.closeIdleConnections();
     const all = (): Promise<unknown> => Promise.all([...inFlight].map((e) => e.done));
@@ -330,6 +341,7 @@ export function createApp(deps: AppDeps): App {
       await waitAtMost(all(), ABORT_WAIT_MS);
     }
     server.closeAllConnections();
+    await jobsStopped;
     // Destroying the last connections ends the bodies that handlers still read from; give them
     // a moment to remove their partial files before the caller exits the process.
     await waitAtMost(all(), ABORT_WAIT_MS);

@@ -38,6 +38,16 @@ export interface Config {
   readonly fetchTimeoutMs: number;
   /** `host` or `host:port` entries (lower-case) exempt from the SSRF guard. */
   readonly fetchAllow: readonly string[];
+  /** Times a broken origin body is asked again for the rest before the transfer fails (the count restarts after progress). */
+  readonly fetchRetries: number;
+  /** Connections one POST /fetch or fetch job may use for consecutive ranges (1-16). */
+  readonly fetchConnections: number;
+  /** Bytes of one range fetched over its own connection when fetchConnections > 1. */
+  readonly fetchPieceBytes: number;
+  /** Fetch jobs running at once; the rest wait in order. */
+  readonly maxFetchJobs: number;
+  /** How long a finished fetch job is kept. */
+  readonly fetchJobTtlMs: number;
   readonly proxyTarget: URL | null;
   readonly proxyTimeoutMs: number;
   readonly store: 'local' | 's3';
@@ -48,6 +58,8 @@ export interface Config {
   readonly uploadExpiryMs: number;
   /** Origins allowed to call sluice from a browser: empty = no CORS headers at all; `['*']` = any. */
   readonly corsOrigins: readonly string[];
+  /** Serve the web page at `/` (and its assets under `/ui/`). */
+  readonly ui: boolean;
 }
 
 export interface S3Config {
@@ -114,6 +126,11 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'LOG_FORMAT', kind: 'enum', fallback: 'auto', help: 'log lines: json, text (short lines for a person), auto (text on a terminal, else json)', choices: ['auto', 'json', 'text'] },
   { env: 'FETCH_TIMEOUT_MS', kind: 'ms', fallback: '30000', help: 'wait this long for an origin to answer /fetch, or for its next bytes (504)' },
   { env: 'FETCH_ALLOW', kind: 'list', fallback: '', help: 'comma-separated host or host:port exempt from the SSRF guard' },
+  { env: 'FETCH_RETRIES', kind: 'count', fallback: '5', help: 'times a broken origin body is resumed (Range + If-Range) before giving up' },
+  { env: 'FETCH_CONNECTIONS', kind: 'count', fallback: '1', help: 'connections per POST /fetch or fetch job, for origins with ranges (1-16)' },
+  { env: 'FETCH_PIECE_BYTES', kind: 'size', fallback: '8MiB', help: 'bytes of one ranged piece with FETCH_CONNECTIONS > 1' },
+  { env: 'MAX_FETCH_JOBS', kind: 'count', fallback: '4', help: 'fetch jobs (/fetches) running at once' },
+  { env: 'FETCH_JOB_TTL_MS', kind: 'ms', fallback: '86400000', help: 'how long a finished fetch job is kept' },
   { env: 'PROXY_TARGET', kind: 'url', fallback: '', help: 'destination URL of POST /proxy (unset: 503)' },
   { env: 'PROXY_TIMEOUT_MS', kind: 'ms', fallback: '30000', help: 'wait this long for the proxy destination (504)' },
   { env: 'MAX_PENDING_UPLOADS', kind: 'count', fallback: '1000', help: 'incomplete resumable uploads at once (503 beyond)' },
@@ -128,6 +145,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'S3_PREFIX', kind: 'string', fallback: '', help: 'key prefix for objects in the bucket' },
   { env: 'S3_FORCE_PATH_STYLE', kind: 'bool', fallback: 'false', help: 'path-style URLs (Ceph, MinIO)' },
   { env: 'S3_PART_BYTES', kind: 'size', fallback: '8MiB', help: 'multipart upload part size (at least 5 MiB)' },
+  { env: 'UI', kind: 'bool', fallback: 'true', help: 'serve the web page at / (false: / is a 404)' },
 ];
 
 /** `MAX_FILE_BYTES` → `--max-file-bytes`. */
@@ -209,6 +227,11 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
     logFormat: parse('LOG_FORMAT', choice) as 'auto' | 'json' | 'text',
     fetchTimeoutMs: parse('FETCH_TIMEOUT_MS', positiveMs),
     fetchAllow: parse('FETCH_ALLOW', list),
+    fetchRetries: parse('FETCH_RETRIES', count),
+    fetchConnections: parse('FETCH_CONNECTIONS', connections),
+    fetchPieceBytes: parse('FETCH_PIECE_BYTES', pieceBytes),
+    maxFetchJobs: parse('MAX_FETCH_JOBS', positiveCount),
+    fetchJobTtlMs: parse('FETCH_JOB_TTL_MS', ms),
     proxyTarget: parse('PROXY_TARGET', httpUrl),
     proxyTimeoutMs: parse('PROXY_TIMEOUT_MS', positiveMs),
     store: parse('STORE', choice) as 'local' | 's3',
@@ -225,6 +248,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
       forcePathStyle: parse('S3_FORCE_PATH_STYLE', bool),
       partBytes: s3PartBytes,
     },
+    ui: parse('UI', bool),
   };
   if (config.store === 's3') {
     for (const name of ['S3_BUCKET', 'S3_ACCESS_KEY', 'S3_SECRET_KEY'] as const) {
@@ -277,6 +301,19 @@ function count(text: string, s: Setting): number {
 function positiveCount(text: string, s: Setting): number {
   const n = count(text, s);
   if (n === 0) fail(s, text, 'a whole number above 0');
+  return n;
+}
+/** The issue's bound: more connections than 16 per transfer is what CDNs start to treat as abuse. */
+const MAX_FETCH_CONNECTIONS = 16;
+function connections(text: string, s: Setting): number {
+  const n = count(text, s);
+  if (n < 1 || n > MAX_FETCH_CONNECTIONS) fail(s, text, `a whole number from 1 to ${MAX_FETCH_CONNECTIONS}`);
+  return n;
+}
+/** A piece is one request: below 64 KiB the requests cost more than they carry; above 1 GiB it is memory we will not hold. */
+function pieceBytes(text: string, s: Setting): number {
+  const n = size(text, s);
+  if (n < 64 * 1024 || n > 1024 ** 3) fail(s, text, 'a size from 64KiB to 1GiB');
   return n;
 }
 function ms(text: string, s: Setting): number {

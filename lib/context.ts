@@ -4,6 +4,7 @@ import type { Store } from '../storage/store.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { LinkGrant } from './signed-links.js';
+import type { FetchJobs } from '../jobs/fetch-jobs.js';
 
 /** Everything a handler gets for one request. */
 export interface RequestContext {
@@ -32,6 +33,8 @@ export interface RequestContext {
    * request's headers have been judged (so a refusal comes before the body).
    */
   readonly sendContinue: () => void;
+  /** Background fetch jobs, and the settings and piece budget every stored fetch shares. */
+  readonly fetchJobs: FetchJobs;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void>;

@@ -123,6 +123,15 @@ export class BadGatewayError extends SluiceError {
   }
 }
 
+/** 502 `UPSTREAM_STATUS`: the origin answered with a status we do not relay; `upstreamStatus` says which. */
+export class UpstreamStatusError extends BadGatewayError {
+  readonly upstreamStatus: number;
+  constructor(upstreamStatus: number, message: string) {
+    super('UPSTREAM_STATUS', message);
+    this.upstreamStatus = upstreamStatus;
+  }
+}
+
 /** 503: not available now (not configured, too many uploads, shutting down, throttled). */
 export class ServiceUnavailableError extends SluiceError {
   constructor(code: string, message: string, retryAfterSeconds?: number) {
@@ -181,13 +190,6 @@ export class OffsetMismatchError extends SluiceError {
 export class ChecksumMismatchError extends SluiceError {
   constructor(message = 'The body does not match its Upload-Checksum; its bytes were discarded') {
     super('CHECKSUM_MISMATCH', message, 460);
-  }
-}
-
-/** 501: the configured store cannot do this yet (resumable uploads on S3 until they are built there). */
-export class NotSupportedByStoreError extends SluiceError {
-  constructor(message: string) {
-    super('NOT_SUPPORTED_BY_STORE', message, 501);
   }
 }
 

@@ -22,6 +22,10 @@ export interface Metrics {
   resumableUploads(event: ResumableEvent, count?: number): void;
   /** Body bytes a resumable upload took (POST and PATCH bodies that reached the store). */
   resumableBytes(count: number): void;
+  /** Body bytes received from origins by stored fetches (POST /fetch, fetch jobs), retries included. */
+  fetchedBytes(via: 'fetch' | 'job', bytes: number): void;
+  /** A fetch job reached a final state. */
+  fetchJobFinished(state: 'done' | 'failed' | 'cancelled'): void;
   /** Prometheus text exposition format 0.0.4. */
   render(): Promise<string>;
 }

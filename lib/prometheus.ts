@@ -21,6 +21,8 @@ export function createMetrics(): Metrics {
   let abortedTotal = 0;
   const resumable: Record<ResumableEvent, number> = { created: 0, completed: 0, expired: 0, terminated: 0 };
   let resumableBytes = 0;
+  const fetched = new Map<string, number>();
+  const fetchJobs = new Map<string, number>();
 
   const add = (map: Map<string, number>, key: string, n: number): void => void map.set(key, (map.get(key) ?? 0) + n);
 
@@ -54,6 +56,12 @@ export function createMetrics(): Metrics {
     },
     resumableBytes(count: number): void {
       resumableBytes += count;
+    },
+    fetchedBytes(via, bytes): void {
+      add(fetched, labels({ via }), bytes);
+    },
+    fetchJobFinished(state): void {
+      add(fetchJobs, labels({ state }), 1);
     },
     async render(): Promise<string> {
       const out: string[] = [];
@@ -89,6 +97,10 @@ export function createMetrics(): Metrics {
       }
       family('sluice_resumable_received_bytes_total', 'counter', 'Body bytes of resumable uploads that reached the store.');
       out.push(`sluice_resumable_received_bytes_total ${resumableBytes}`);
+      family('sluice_fetched_bytes_total', 'counter', 'Body bytes received from origins by POST /fetch (via="fetch") and fetch jobs (via="job"), retries included.');
+      for (const [l, v] of fetched) out.push(`sluice_fetched_bytes_total${l} ${v}`);
+      family('sluice_fetch_jobs_total', 'counter', 'Fetch jobs finished, by final state (done, failed, cancelled).');
+      for (const [l, v] of fetchJobs) out.push(`sluice_fetch_jobs_total${l} ${v}`);
       out.push(...(await processMetrics()));
       return `${out.join('\n')}\n`;
     },

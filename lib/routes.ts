@@ -1,3 +1,4 @@
+import type { Config } from './config.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Handler } from './context.js';
 import { markDialect } from '../resumable/serve.js';
@@ -6,8 +7,10 @@ import { handleMetrics } from '../handlers/metrics.js';
 import { handleNamedUpload, handleUpload } from '../handlers/upload.js';
 import { handleDeleteFile, handleGetFile, handleListFiles } from '../handlers/files.js';
 import { handleFetch, handleFetchToStore } from '../handlers/fetch.js';
+import { handleDeleteFetchJob, handleGetFetchJob, handleListFetchJobs, handleSubmitFetchJob } from '../handlers/fetches.js';
 import { handleProxy } from '../handlers/proxy.js';
 import { handleCreateLink } from '../handlers/links.js';
+import { handleWebPage } from '../handlers/web-page.js';
 import { handleUploadResource, handleUploadsCollection } from '../handlers/uploads.js';
 
 export interface Route {
@@ -33,6 +36,8 @@ interface RouteEntry extends Route {
   /** Methods that count as uploads when only some of the route's methods do (POST /fetch). */
   readonly uploadMethods?: readonly string[];
   readonly match: (path: string) => boolean;
+  /** A route a setting can turn off: while off, its paths are unknown paths (404, never 405). */
+  readonly enabled?: (config: Config) => boolean;
   readonly methods: Readonly<Record<string, Handler>>;
   /**
    * `X-HTTP-Method-Override` names the method (tus 1.0.0 core: "MUST be interpreted as the
@@ -57,6 +62,13 @@ const ROUTES: readonly RouteEntry[] = [
     methods: { GET: handleGetFile, HEAD: handleGetFile, DELETE: handleDeleteFile },
   },
   { name: 'fetch', ...plain, uploadMethods: ['POST'], match: (p) => p === '/fetch', methods: { GET: handleFetch, HEAD: handleFetch, POST: handleFetchToStore } },
+  { name: 'fetches', ...plain, match: (p) => p === '/fetches' || p === '/fetches/', methods: { GET: handleListFetchJobs, HEAD: handleListFetchJobs, POST: handleSubmitFetchJob } },
+  {
+    name: 'fetch-job',
+    ...plain,
+    match: (p) => p.startsWith('/fetches/') && p.length > '/fetches/'.length,
+    methods: { GET: handleGetFetchJob, HEAD: handleGetFetchJob, DELETE: handleDeleteFetchJob },
+  },
   { name: 'proxy', ...plain, upload: true, match: (p) => p === '/proxy', methods: { POST: handleProxy } },
   { name: 'links', ...plain, match: (p) => p === '/links', methods: { POST: handleCreateLink } },
   // Resumable uploads (tus 1.0.0 and draft-ietf-httpbis-resumable-upload): see resumable/.
@@ -82,6 +94,15 @@ const ROUTES: readonly RouteEntry[] = [
     match: (p) => p.startsWith('/uploads/') && p.length > '/uploads/'.length,
     methods: { HEAD: handleUploadResource, GET: handleUploadResource, PATCH: handleUploadResource, DELETE: handleUploadResource, OPTIONS: handleUploadResource },
   },
+  // The page is public (it holds no data); the API calls it makes carry the token. UI=false: 404.
+  {
+    name: 'ui',
+    ...plain,
+    auth: false,
+    enabled: (c) => c.ui,
+    match: (p) => p === '/' || p.startsWith('/ui/'),
+    methods: { GET: handleWebPage, HEAD: handleWebPage },
+  },
 ];
 
 /** A method name as RFC 9110 5.6.2 writes tokens; anything else in X-HTTP-Method-Override is ignored. */
@@ -94,10 +115,11 @@ export type RouteMatch =
 
 /**
  * The route for `path` and the handler for `method`, or for `override` (the request's
- * `X-HTTP-Method-Override`) on routes that honour it.
+ * `X-HTTP-Method-Override`) on routes that honour it. Routes that `config` turns off are unknown
+ * paths (without a config, as in unit tests, they count as on).
  */
-export function routeRequest(requestMethod: string, path: string, override?: string): RouteMatch {
-  const entry = ROUTES.find((r) => r.match(path));
+export function routeRequest(requestMethod: string, path: string, override?: string, config?: Config): RouteMatch {
+  const entry = ROUTES.find((r) => r.match(path) && (config === undefined || (r.enabled?.(config) ?? true)));
   if (entry === undefined) return { kind: 'not-found', route: null };
   const wanted = override?.trim();
   const method = entry.methodOverride === true && wanted !== undefined && METHOD_TOKEN.test(wanted) ? wanted.toUpperCase() : requestMethod;

@@ -174,3 +174,24 @@ export function createGuardedLookup(resolve: LookupFunction = dnsLookup as Looku
     });
   };
 }
+
+const guardedLookupAll = createGuardedLookup();
+
+/**
+ * The guard's verdict on a URL before anything is fetched (a fetch job at submission): throws
+ * ForbiddenError for a non-public literal, or a name that resolves to a non-public address now.
+ * A name that does not resolve is not refused here (the fetch reports it when it runs). Only a
+ * first check: the connection itself is checked again, every time, in `lookup`.
+ */
+export async function assertPublicHost(url: URL, allow: readonly string[]): Promise<void> {
+  if (isAllowedHost(url, allow)) return;
+  assertPublicLiteral(url);
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  if (isIP(host) !== 0) return;
+  await new Promise<void>((resolve, reject) => {
+    guardedLookupAll(host, { all: true }, (err) => {
+      if (err instanceof ForbiddenError) reject(err);
+      else resolve();
+    });
+  });
+}

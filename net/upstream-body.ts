@@ -2,6 +2,18 @@ import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:h
 import { Readable } from 'node:stream';
 import { BadGatewayError, GatewayTimeoutError } from '../lib/errors.js';
 
+/** Errors that mean the connection broke mid-body (see isBodyBreak). */
+const BODY_BREAKS = new WeakSet<Error>();
+
+/**
+ * True when `err` is an UpstreamBody's report of a broken connection (a reset, an early close, a
+ * body shorter than its Content-Length, FETCH_TIMEOUT_MS of silence): the bytes so far are good
+ * and the rest may be asked for again. False for a malformed body or anything else.
+ */
+export function isBodyBreak(err: unknown): boolean {
+  return err instanceof Error && BODY_BREAKS.has(err);
+}
+
 /** Our own read-ahead, on top of Node's 16 KiB in the IncomingMessage: one socket read. */
 const HIGH_WATER_MARK = 64 * 1024;
 
@@ -13,9 +25,10 @@ const HIGH_WATER_MARK = 64 * 1024;
  *   destroys the response (`aborted`, ECONNRESET), which becomes UPSTREAM_BODY_BROKEN;
  * - more bytes than Content-Length: Node ends the response after the declared length and then
  *   reports the extra bytes as a parse error on the request (RFC 9112 6.3: they are not a
- *   response of their own). So the last chunk is held back until the connection has closed
- *   cleanly; a client that trusts the relayed Content-Length never sees a "complete" body that
- *   we then learn was wrong.
+ *   response of their own). So the chunk that completes the declared length (the last chunk
+ *   received, when none is declared) is held back until the connection has closed cleanly; a
+ *   client that trusts the relayed Content-Length never sees a "complete" body that we then
+ *   learn was wrong.
  *
  * Backpressure: the response is paused whenever our buffer is full, and Node then stops reading
  * the socket. Destroying this stream destroys the upstream request (and its connection).
@@ -31,13 +44,15 @@ export class UpstreamBody extends Readable {
   private readonly idleMs: number;
   /** Fires when the origin sends nothing for idleMs while we are ready to read (a stalled body). */
   private readonly idleTimer: NodeJS.Timeout;
+  private readonly onBytes: ((bytes: number) => void) | undefined;
 
   /**
    * `bodyless`: the response has no body whatever its Content-Length says (the answer to a HEAD,
    * a 204 or a 304, RFC 9112 6.3), so the body to expect is zero bytes.
    */
-  constructor(request: ClientRequest, response: IncomingMessage, idleMs: number, signal?: AbortSignal, bodyless = false) {
+  constructor(request: ClientRequest, response: IncomingMessage, idleMs: number, signal?: AbortSignal, bodyless = false, onBytes?: (bytes: number) => void) {
     super({ highWaterMark: HIGH_WATER_MARK });
+    this.onBytes = onBytes;
     this.request = request;
     this.response = response;
     this.idleMs = idleMs;
@@ -52,15 +67,16 @@ export class UpstreamBody extends Readable {
     response.pause();
     response.on('data', (chunk: Buffer) => this.onData(chunk));
     response.once('end', () => this.onEnd());
-    response.once('error', (err: Error) => this.fail('UPSTREAM_BODY_BROKEN', 'The origin connection broke before the body ended', err));
+    response.once('error', (err: Error) => this.broke('The origin connection broke before the body ended', err));
     response.once('close', () => {
-      if (!this.upstreamEnded) this.fail('UPSTREAM_BODY_BROKEN', 'The origin connection closed before the body ended');
+      if (!this.upstreamEnded) this.broke('The origin connection closed before the body ended');
     });
     // After the response has begun, request errors are the connection's: a reset, or a parse
     // error (HPE_*), such as bytes after the end of the body.
     request.on('error', (err: NodeJS.ErrnoException) => {
-      const parse = err.code?.startsWith('HPE_') === true;
-      this.fail('UPSTREAM_BODY_BROKEN', parse ? 'The origin sent a malformed body (more bytes than it declared?)' : 'The origin connection broke before the body ended', err);
+      // A malformed body is what the origin sends, not a mishap of the connection: no resume.
+      if (err.code?.startsWith('HPE_') === true) this.fail('UPSTREAM_BODY_BROKEN', 'The origin sent a malformed body (more bytes than it declared?)', err);
+      else this.broke('The origin connection broke before the body ended', err);
     });
     if (signal !== undefined) {
       // The client went away: drop the upstream at once, not at the next chunk.
@@ -77,13 +93,18 @@ export class UpstreamBody extends Readable {
     if (this.destroyed) return;
     this.idleTimer.refresh();
     this.received += chunk.length;
+    this.onBytes?.(chunk.length);
     // Node's parser never hands over more than Content-Length; kept as a guard, not a path.
     if (this.expectedLength !== null && this.received > this.expectedLength) {
       return this.fail('UPSTREAM_BODY_TOO_LONG', `The origin sent more than the ${this.expectedLength} bytes it declared`);
     }
+    // Only the chunk that completes the body waits for the clean close (see the class comment);
+    // the ones before it go on at once, so a break loses none of them.
     const previous = this.held;
-    this.held = chunk;
+    const last = this.expectedLength === null || this.received >= this.expectedLength;
+    this.held = last ? chunk : null;
     if (previous !== null && !this.push(previous)) this.response.pause();
+    if (!last && !this.push(chunk)) this.response.pause();
   }
 
   /**
@@ -93,7 +114,7 @@ export class UpstreamBody extends Readable {
    */
   private onIdle(): void {
     if (this.upstreamEnded || this.destroyed || this.response.isPaused()) return;
-    this.destroy(new GatewayTimeoutError('UPSTREAM_TIMEOUT', `The origin sent nothing for ${this.idleMs} ms in the middle of the body`));
+    this.break(new GatewayTimeoutError('UPSTREAM_TIMEOUT', `The origin sent nothing for ${this.idleMs} ms in the middle of the body`));
   }
 
   private onEnd(): void {
@@ -110,7 +131,7 @@ export class UpstreamBody extends Readable {
   private finish(): void {
     if (this.destroyed) return;
     if (this.expectedLength !== null && this.received < this.expectedLength) {
-      return this.fail('UPSTREAM_BODY_BROKEN', `The origin sent ${this.received} of the ${this.expectedLength} bytes it declared`);
+      return this.broke(`The origin sent ${this.received} of the ${this.expectedLength} bytes it declared`);
     }
     if (this.held !== null) this.push(this.held);
     this.held = null;
@@ -120,6 +141,17 @@ export class UpstreamBody extends Readable {
   private fail(code: string, message: string, cause?: unknown): void {
     if (this.destroyed) return;
     this.destroy(new BadGatewayError(code, message, cause === undefined ? undefined : { cause }));
+  }
+
+  /** The connection broke (reset, early close, short body, silence): asking again for the rest may help. */
+  private break(err: Error): void {
+    if (this.destroyed) return;
+    BODY_BREAKS.add(err);
+    this.destroy(err);
+  }
+
+  private broke(message: string, cause?: unknown): void {
+    this.break(new BadGatewayError('UPSTREAM_BODY_BROKEN', message, cause === undefined ? undefined : { cause }));
   }
 
   override _read(): void {

@@ -1,7 +1,7 @@
 import { STATUS_CODES, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { urlToHttpOptions } from 'node:url';
-import { BadGatewayError, GatewayTimeoutError, RangeNotSatisfiableError, SluiceError } from '../lib/errors.js';
+import { BadGatewayError, GatewayTimeoutError, RangeNotSatisfiableError, SluiceError, UpstreamStatusError } from '../lib/errors.js';
 import { assertPublicLiteral, createGuardedLookup, isAllowedHost } from './ssrf.js';
 import { UpstreamBody } from './upstream-body.js';
 
@@ -24,6 +24,8 @@ export interface UpstreamOptions {
   readonly allow: readonly string[];
   /** Aborts everything (the client went away); the reason is what the caller rejects with. */
   readonly signal: AbortSignal;
+  /** Told of every body byte received (metrics). */
+  readonly onBytes?: (bytes: number) => void;
 }
 
 /** The final, successful (2xx) response of the redirect chain. */
@@ -70,7 +72,7 @@ export async function openUpstream(start: URL, options: UpstreamOptions): Promis
         hop.body.destroy();
         // The client's own Range was out of bounds: its answer, not an origin failure.
         if (status === 416 && options.headers.range !== undefined) throw new RangeNotSatisfiableError(completeLength(hop.response.headers['content-range']));
-        throw new BadGatewayError('UPSTREAM_STATUS', `The origin answered ${status} ${STATUS_CODES[status] ?? ''}`.trimEnd());
+        throw new UpstreamStatusError(status, `The origin answered ${status} ${STATUS_CODES[status] ?? ''}`.trimEnd());
       }
       if (!plainTransferCoding(hop.response.headers['transfer-encoding'])) {
         hop.body.destroy();
@@ -156,7 +158,7 @@ function requestOnce(url: URL, options: UpstreamOptions, signal: AbortSignal): P
       // malformed within the very socket read that delivered these headers.
       // RFC 9112 6.3: no body after HEAD, 204 or 304, whatever Content-Length says.
       const bodyless = options.method === 'HEAD' || response.statusCode === 204 || response.statusCode === 304;
-      resolve({ response, body: new UpstreamBody(request, response, options.timeoutMs, options.signal, bodyless) });
+      resolve({ response, body: new UpstreamBody(request, response, options.timeoutMs, options.signal, bodyless, options.onBytes) });
     });
     request.end();
   });

@@ -10,7 +10,7 @@ import {
   UploadNotPartialError,
 } from '../lib/errors.js';
 import { requestBody } from '../lib/request-body.js';
-import { fileLimit } from '../handlers/upload-limits.js';
+import { resumableFileLimit, resumableLimitName } from '../handlers/upload-limits.js';
 import type { FileRecord } from '../storage/store.js';
 import type { AppendResult, NewUpload, UploadState, UploadStore } from '../storage/uploads.js';
 import type { Dialect } from './dialect.js';
@@ -38,6 +38,9 @@ export interface ExecuteHooks {
 
 /** Runs one operation against the store, once. Throws SluiceErrors, which render.ts dresses per dialect. */
 export async function execute(op: Operation, ctx: RequestContext, dialect: Dialect, uploads: UploadStore, hooks: ExecuteHooks): Promise<Outcome> {
+  // A fetch job's upload is fed by sluice itself until the job ends: not the client's to reach.
+  if ('id' in op && ctx.fetchJobs.isActive(op.id)) throw notFound();
+  if (op.kind === 'concatenate' && op.parts.some((id) => ctx.fetchJobs.isActive(id))) throw notFound();
   switch (op.kind) {
     case 'options':
       return { kind: 'options' };
@@ -164,7 +167,7 @@ async function appendBody(
     last: op.last,
     ...(op.length === null ? {} : { length: op.length }),
     ...(op.checksum === null ? {} : { checksum: op.checksum }),
-    ...(Number.isFinite(fileLimit(ctx)) ? { maxBytes: fileLimit(ctx) } : {}),
+    ...(Number.isFinite(resumableFileLimit(ctx)) ? { maxBytes: resumableFileLimit(ctx) } : {}),
   });
   countCompletion({ metrics }, result);
   return result;
@@ -196,11 +199,11 @@ async function* emptyBody(): AsyncGenerator<Buffer> {
  */
 async function checkRoomFor(bytes: number, ctx: RequestContext, wholeLength = bytes): Promise<void> {
   const { minFreeBytes } = ctx.config;
-  // MAX_FILE_BYTES, or less when the upload was created through a signed link with maxBytes.
-  const maxFileBytes = fileLimit(ctx);
+  // MAX_FILE_BYTES, or less when the upload was created through a signed link with maxBytes or
+  // the store holds less (S3).
+  const maxFileBytes = resumableFileLimit(ctx);
   if (wholeLength > maxFileBytes) {
-    const limit = maxFileBytes < ctx.config.maxFileBytes ? "the signed link's maxBytes" : 'MAX_FILE_BYTES';
-    throw new LimitExceededError('FILE_TOO_LARGE', `The upload's length (${wholeLength} bytes) is over ${limit} (${maxFileBytes} bytes)`, maxFileBytes);
+    throw new LimitExceededError('FILE_TOO_LARGE', `The upload's length (${wholeLength} bytes) is over ${resumableLimitName(ctx)} (${maxFileBytes} bytes)`, maxFileBytes);
   }
   const free = await ctx.store.freeBytes();
   if (free !== null && bytes > free - minFreeBytes) {

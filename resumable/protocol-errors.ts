@@ -72,7 +72,6 @@ export const PROTOCOL_ERRORS = {
  * - UPLOAD_INTERRUPTED 409 (UploadInterruptedError): an append ended by a newer request on the
  *   same upload; serve.ts closes that connection (draft "Concurrency").
  * - TOO_MANY_PENDING_UPLOADS 503 + Retry-After: MAX_PENDING_UPLOADS.
- * - NOT_SUPPORTED_BY_STORE 501: STORE=s3 until issue 14.
  */
 
 export type ProtocolErrorCode = keyof typeof PROTOCOL_ERRORS;

@@ -5,6 +5,7 @@ import { OffsetMismatchError, ProblemError, SluiceError } from '../lib/errors.js
 import { sendJson } from '../lib/respond.js';
 import { setStickyHeader } from '../lib/sticky-headers.js';
 import { uploadAnswer } from '../lib/upload-answer.js';
+import { resumableFileLimit } from '../handlers/upload-limits.js';
 import type { UploadState } from '../storage/uploads.js';
 import { lifetimeLimitKey, TUS_VERSION, type Dialect, type InteropVersion } from './dialect.js';
 import type { Outcome } from './execute.js';
@@ -38,7 +39,7 @@ const PARTIAL_UPLOAD = 'application/partial-upload';
 
 export function renderOutcome(ctx: RequestContext, dialect: Dialect | null, op: Operation, outcome: Outcome): void {
   const { res, config } = ctx;
-  if (outcome.kind === 'options') return renderOptions(res, config, dialect);
+  if (outcome.kind === 'options') return renderOptions(res, config, dialect, resumableFileLimit(ctx));
   if (dialect === null) throw new Error('only OPTIONS is answered without a dialect');
   if (outcome.kind === 'terminated') return end(res, 204);
   if (dialect.kind === 'tus') {
@@ -56,7 +57,7 @@ export function renderOutcome(ctx: RequestContext, dialect: Dialect | null, op: 
   const upload = outcome.upload;
   res.setHeader('upload-offset', String(upload.offset));
   res.setHeader('upload-complete', upload.complete ? '?1' : '?0');
-  res.setHeader('upload-limit', uploadLimit(config, upload, interop));
+  res.setHeader('upload-limit', uploadLimit(config, upload, interop, resumableFileLimit(ctx)));
   if (outcome.kind === 'offset') {
     // "Offset Retrieval": Upload-Offset, Upload-Complete, Upload-Length when known, limits, and
     // Cache-Control: no-store.
@@ -88,28 +89,29 @@ function describeForHead(ctx: RequestContext, upload: UploadState): void {
  * Tus-Checksum-Algorithm) and the draft ("MUST include the Upload-Limit header field"), both at
  * once unless the request named its dialect.
  */
-function renderOptions(res: ServerResponse, config: Config, dialect: Dialect | null): void {
+function renderOptions(res: ServerResponse, config: Config, dialect: Dialect | null, maxBytes: number): void {
   if (dialect?.kind !== 'ietf') {
     res.setHeader('tus-resumable', TUS_VERSION);
     res.setHeader('tus-version', TUS_VERSION);
     res.setHeader('tus-extension', TUS_EXTENSIONS.join(','));
     res.setHeader('tus-checksum-algorithm', CHECKSUM_ALGORITHMS.join(','));
-    if (Number.isFinite(config.maxFileBytes)) res.setHeader('tus-max-size', String(config.maxFileBytes));
+    if (Number.isFinite(maxBytes)) res.setHeader('tus-max-size', String(maxBytes));
   }
   if (dialect?.kind !== 'tus') {
-    res.setHeader('upload-limit', uploadLimit(config, null, dialect?.interop ?? 8));
+    res.setHeader('upload-limit', uploadLimit(config, null, dialect?.interop ?? 8, maxBytes));
     res.setHeader('accept-patch', PARTIAL_UPLOAD);
   }
   end(res, 204);
 }
 
 /**
- * The draft's `Upload-Limit` dictionary: `max-size` (MAX_FILE_BYTES) and the remaining lifetime
- * (`expires` at interop 6, `max-age` after) of the upload, or of any new upload for OPTIONS.
+ * The draft's `Upload-Limit` dictionary: `max-size` (`maxBytes`: MAX_FILE_BYTES, or less for a
+ * signed link or a store that holds less) and the remaining lifetime (`expires` at interop 6,
+ * `max-age` after) of the upload, or of any new upload for OPTIONS.
  */
-export function uploadLimit(config: Config, upload: UploadState | null, interop: InteropVersion): string {
+export function uploadLimit(config: Config, upload: UploadState | null, interop: InteropVersion, maxBytes = config.maxFileBytes): string {
   const limits: string[] = [];
-  if (Number.isFinite(config.maxFileBytes)) limits.push(`max-size=${config.maxFileBytes}`);
+  if (Number.isFinite(maxBytes)) limits.push(`max-size=${maxBytes}`);
   const lifetime = upload === null ? Math.floor(config.uploadExpiryMs / 1000) : secondsLeft(upload);
   if (lifetime !== null) limits.push(`${lifetimeLimitKey(interop)}=${lifetime}`);
   // "If the server does not apply any limits, it MUST use min-size=0 instead of an empty header value."
@@ -180,6 +182,6 @@ export function dressError(err: unknown, ctx: RequestContext, dialect: Dialect |
         return err;
     }
   }
-  if (err.code === 'FILE_TOO_LARGE' && Number.isFinite(config.maxFileBytes)) setStickyHeader(res, 'tus-max-size', String(config.maxFileBytes));
+  if (err.code === 'FILE_TOO_LARGE' && Number.isFinite(resumableFileLimit(ctx))) setStickyHeader(res, 'tus-max-size', String(resumableFileLimit(ctx)));
   return err;
 }

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestContext } from '../lib/context.js';
 import { MalformedRequestError } from '../lib/errors.js';
 import { parseContentDigest } from '../handlers/content-digest.js';
+import { resumableFileLimit } from '../handlers/upload-limits.js';
 import { setStickyHeader } from '../lib/sticky-headers.js';
 import type { UploadState } from '../storage/uploads.js';
 import { claimedDialect, INTEROP_VERSIONS, TUS_VERSION, type Dialect, type InteropVersion } from './dialect.js';
@@ -142,7 +143,7 @@ function announceUpload(ctx: RequestContext, interop: InteropVersion, upload: Up
   writeInterimResponse(ctx.res, 104, 'Upload Resumption Supported', [
     ['Upload-Draft-Interop-Version', String(interop)],
     ['Location', uploadLocation(ctx, upload.id)],
-    ['Upload-Limit', uploadLimit(ctx.config, upload, interop)],
+    ['Upload-Limit', uploadLimit(ctx.config, upload, interop, resumableFileLimit(ctx))],
   ]);
 }
 

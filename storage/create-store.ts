@@ -6,7 +6,7 @@ import type { Store } from './store.js';
 export async function createStore(config: Config): Promise<Store> {
   if (config.store === 's3') {
     const { S3Store } = await import('./s3-store.js');
-    return new S3Store(config.s3);
+    return new S3Store(config.s3, { uploadExpiryMs: config.uploadExpiryMs });
   }
   return new LocalStore(config.dataDir, { fsync: config.fsync, directIo: config.directIo, uploadExpiryMs: config.uploadExpiryMs });
 }

@@ -1,12 +1,13 @@
 import type { Readable } from 'node:stream';
 import { ConfigError, type S3Config } from '../lib/config.js';
-import { NotFoundError, NotSupportedByStoreError } from '../lib/errors.js';
+import { NotFoundError } from '../lib/errors.js';
 import { checkDocumentName, parseDocument } from './documents.js';
 import { isFileId, newFileId } from './file-id.js';
 import { parseRecord } from './record.js';
 import { S3Client } from './s3/client.js';
 import { MultipartFileWriter } from './s3/multipart-writer.js';
 import type { ByteRange, FileRecord, FileWriter, NewFileMeta, Store, WriterOptions } from './store.js';
+import { S3Uploads } from './s3/resumable-store.js';
 import type { AppendOptions, AppendResult, CreateUploadOptions, NewUpload, UploadState } from './uploads.js';
 
 /** A sidecar is a few hundred bytes; anything near this is not ours. */
@@ -17,6 +18,13 @@ const LIST_CONCURRENCY = 16;
 const DOCUMENTS_PREFIX = '.sluice/';
 /** A document is a small JSON object (a fetch job); anything near this is not ours. */
 const MAX_DOCUMENT_BYTES = 1024 * 1024;
+
+export interface S3StoreOptions {
+  /** UPLOAD_EXPIRY_MS: a resumable upload without a new byte for this long expires (default 24 h). */
+  readonly uploadExpiryMs?: number;
+  /** Tails of idle resumable uploads kept in memory between PATCHes, all together (default 8 parts). */
+  readonly tailCacheBytes?: number;
+}
 
 /**
  * Files in an S3-compatible bucket (AWS S3, Ceph RGW, MinIO): `<prefix><id>` holds the bytes,
@@ -29,8 +37,10 @@ export class S3Store implements Store {
   private readonly prefix: string;
   private readonly partBytes: number;
   private readonly region: string;
+  /** Resumable uploads (`s3/resumable-store.ts`); public for tests and metrics. */
+  readonly uploads: S3Uploads;
 
-  constructor(config: S3Config) {
+  constructor(config: S3Config, options: S3StoreOptions = {}) {
     const bucket = required('S3_BUCKET', config.bucket);
     const accessKey = required('S3_ACCESS_KEY', config.accessKey);
     const secretKey = required('S3_SECRET_KEY', config.secretKey);
@@ -47,6 +57,14 @@ export class S3Store implements Store {
     this.prefix = config.prefix;
     this.partBytes = config.partBytes;
     this.region = config.region;
+    this.uploads = new S3Uploads({
+      client: this.client,
+      prefix: this.prefix,
+      partBytes: this.partBytes,
+      expiryMs: options.uploadExpiryMs ?? 24 * 3600_000,
+      tailCacheBytes: options.tailCacheBytes ?? 8 * this.partBytes,
+      stat: (id) => this.stat(id),
+    });
   }
 
   /** Checks that the bucket answers with these credentials; creates it when missing. */
@@ -100,35 +118,37 @@ export class S3Store implements Store {
   }
 
   async close(): Promise<void> {
+    this.uploads.sessions.clear();
     this.client.close();
   }
 
-  // Resumable uploads need a design of their own on S3 (multipart uploads, state objects, no
-  // local spool): until then every operation that could make or touch one answers 501.
-  createUpload(_init: NewUpload, _options?: CreateUploadOptions): Promise<UploadState> {
-    return Promise.reject(uploadsNotSupported());
+  // Resumable uploads: storage/s3/resumable-store.ts.
+  get maxUploadBytes(): number {
+    return this.uploads.maxUploadBytes;
   }
-  getUpload(_id: string): Promise<UploadState | null> {
-    return Promise.reject(uploadsNotSupported());
+  createUpload(init: NewUpload, options?: CreateUploadOptions): Promise<UploadState> {
+    return this.uploads.createUpload(init, options);
   }
-  interruptUpload(_id: string): Promise<UploadState | null> {
-    return Promise.reject(uploadsNotSupported());
+  getUpload(id: string): Promise<UploadState | null> {
+    return this.uploads.getUpload(id);
   }
-  appendUpload(_id: string, _body: Readable | AsyncIterable<Buffer>, _options: AppendOptions): Promise<AppendResult> {
-    return Promise.reject(uploadsNotSupported());
+  interruptUpload(id: string): Promise<UploadState | null> {
+    return this.uploads.interruptUpload(id);
   }
-  concatenateUploads(_partIds: readonly string[], _init: Omit<NewUpload, 'length' | 'partial'>): Promise<AppendResult> {
-    return Promise.reject(uploadsNotSupported());
+  appendUpload(id: string, body: Readable | AsyncIterable<Buffer>, options: AppendOptions): Promise<AppendResult> {
+    return this.uploads.appendUpload(id, body, options);
   }
-  deleteUpload(_id: string): Promise<boolean> {
-    return Promise.reject(uploadsNotSupported());
+  concatenateUploads(partIds: readonly string[], init: Omit<NewUpload, 'length' | 'partial'>): Promise<AppendResult> {
+    return this.uploads.concatenateUploads(partIds, init);
   }
-  /** None can exist: nothing to list (the expiry timer and fetch jobs may ask on any store). */
-  async listUploads(): Promise<UploadState[]> {
-    return [];
+  deleteUpload(id: string): Promise<boolean> {
+    return this.uploads.deleteUpload(id);
   }
-  async expireUploads(_now?: Date): Promise<number> {
-    return 0;
+  listUploads(): Promise<UploadState[]> {
+    return this.uploads.listUploads();
+  }
+  expireUploads(now?: Date): Promise<number> {
+    return this.uploads.expireUploads(now);
   }
 
   /** Documents: `<prefix>.sluice/<kind>/<id>.json`, one small object each (PutObject replaces it whole). */
@@ -176,10 +196,6 @@ export class S3Store implements Store {
   private recordKey(id: string): string {
     return `${this.prefix}${id}.json`;
   }
-}
-
-function uploadsNotSupported(): NotSupportedByStoreError {
-  return new NotSupportedByStoreError('Resumable uploads are not available with STORE=s3 yet');
 }
 
 function required(setting: string, value: string | null): string {

@@ -111,6 +111,12 @@ export interface CreateUploadOptions {
 
 /** Resumable uploads, the part of a `Store` that the protocol layer and fetch jobs use. */
 export interface UploadStore {
+  /**
+   * The largest upload this store can hold, when it has a bound of its own (S3: 10,000 parts of
+   * S3_PART_BYTES); undefined when only MAX_FILE_BYTES and the space left bound it. The protocol
+   * layer advertises and enforces the smaller of the two (`Tus-Max-Size`, `Upload-Limit`, 413).
+   */
+  readonly maxUploadBytes?: number;
   /** A new, empty upload, durable before this resolves; it expires after UPLOAD_EXPIRY_MS without bytes. */
   createUpload(init: NewUpload, options?: CreateUploadOptions): Promise<UploadState>;
   /**

@@ -17,6 +17,8 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { saveStream } from '../storage/save-stream.js';
+import { LocalStore } from '../storage/local-store.js';
+import type { FileWriter, NewFileMeta, WriterOptions } from '../storage/store.js';
 import { spawnServer, startServer, type ServerProcess, type TestServer } from './helpers/server.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
@@ -631,6 +633,22 @@ describe('timeouts', () => {
     }
   });
 
+  test('IDLE_TIMEOUT_MS does not count the server\'s own wait after the body is in (a slow commit answers 201, not 408)', async () => {
+    // Regression: the final sync of an upload took longer than IDLE_TIMEOUT_MS on a loaded
+    // machine, and the client, which had sent everything and was waiting for its answer, got 408.
+    const dir = await mkdtemp(join(tmpdir(), 'sluice-slow-commit-'));
+    const s = await startServer({ IDLE_TIMEOUT_MS: '300' }, new SlowCommitStore(dir, 1_200));
+    try {
+      const res = await fetch(`${s.url}/upload`, { method: 'POST', body: Buffer.alloc(100_000, 7) });
+      assert.equal(res.status, 201, await res.clone().text());
+      const { files } = (await res.json()) as { files: Array<{ size: number }> };
+      assert.equal(files[0]?.size, 100_000);
+    } finally {
+      await s.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('IDLE_TIMEOUT_MS does not cut a download to a slow but steady reader', async () => {
     const s = await startServer({ IDLE_TIMEOUT_MS: '500' });
     try {
@@ -1091,3 +1109,22 @@ describe('graceful shutdown (child process, real signals)', () => {
     }
   });
 });
+
+/** A local store whose commits take `delayMs` first: the server busy after the body is in. */
+class SlowCommitStore extends LocalStore {
+  private readonly delayMs: number;
+  constructor(dir: string, delayMs: number) {
+    super(dir);
+    this.delayMs = delayMs;
+  }
+
+  override createWriter(meta: NewFileMeta, options?: WriterOptions): FileWriter {
+    const writer = super.createWriter(meta, options);
+    const commit = writer.commit.bind(writer);
+    writer.commit = async () => {
+      await sleep(this.delayMs);
+      return commit();
+    };
+    return writer;
+  }
+}

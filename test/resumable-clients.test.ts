@@ -15,6 +15,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tus from 'tus-js-client';
+import { cutOffsets } from './helpers/cut-offsets.js';
 import { startCuttingRelay, type CuttingRelay } from './helpers/cutting-relay.js';
 import { rawRequest, seededBytes, sha256 } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';
@@ -22,19 +23,6 @@ import { startServer, type TestServer } from './helpers/server.js';
 const MiB = 1024 * 1024;
 /** tus-js-client retries after each cut; enough tries for every cut, quick ones. */
 const RETRY_DELAYS = [0, 50, 100, 200, 300, 500, 500, 500, 500, 500, 500, 500];
-
-/** `count` cut offsets between 5 % and 95 % of `total`, from a seed (mulberry32). */
-function cutOffsets(seed: number, count: number, total: number): number[] {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-  return Array.from({ length: count }, () => Math.floor(total * (0.05 + 0.9 * next()))).sort((x, y) => x - y);
-}
 
 /** tus-js-client's options as its Node build takes them (its types omit `protocol`). */
 type NodeUploadOptions = tus.UploadOptions & { protocol?: 'tus-v1' | 'ietf-draft-03' | 'ietf-draft-05' };

@@ -2,7 +2,7 @@
  * The bounds around resumable uploads, end to end: MAX_PENDING_UPLOADS (503 + Retry-After),
  * MAX_CONCURRENT_UPLOADS counting PATCH bodies in flight, the free-space check on Upload-Length at
  * creation, an interrupted PATCH whose bytes still count (idle timeout; shutdown, then a restart),
- * and STORE=s3 answering resumable requests with a clean JSON 501 until issue 14.
+ * and STORE=s3 answering resumable requests with a clean JSON 502 when the object store is down.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -132,8 +132,8 @@ test('a PATCH still open at shutdown: what reached the server is durable and cou
   }
 });
 
-test('STORE=s3: resumable requests get a clean JSON 501 NOT_SUPPORTED_BY_STORE (issue 14), in the dialect asked', async () => {
-  /** The real S3 store, never connected (its uploads refuse before any request). */
+test('STORE=s3 with the object store unreachable: resumable requests get a clean JSON 502 S3_UNREACHABLE, in the dialect asked', async () => {
+  /** The real S3 store pointed at a port where nothing listens. */
   class OfflineS3Store extends S3Store {
     override async open(): Promise<void> {}
   }
@@ -141,13 +141,13 @@ test('STORE=s3: resumable requests get a clean JSON 501 NOT_SUPPORTED_BY_STORE (
   const server = await startServer({}, store);
   try {
     const tus = await rawRequest(server.url, '/uploads', { method: 'POST', headers: { ...TUS, 'upload-length': '10' } });
-    assertError(tus, 501, 'NOT_SUPPORTED_BY_STORE');
+    assertError(tus, 502, 'S3_UNREACHABLE');
     assert.equal(tus.headers['tus-resumable'], '1.0.0');
     const draft = await rawRequest(server.url, '/uploads', { method: 'POST', headers: { 'upload-draft-interop-version': '8', 'upload-complete': '?1' }, body: Buffer.from('abc') });
-    assertError(draft, 501, 'NOT_SUPPORTED_BY_STORE');
+    assertError(draft, 502, 'S3_UNREACHABLE');
     const head = await rawRequest(server.url, '/uploads/AAAAAAAAAAAAAAAAAAAAAA', { method: 'HEAD', headers: TUS });
-    assert.equal(head.status, 501);
-    assert.equal(head.headers['upload-offset'], undefined);
+    assert.equal(head.status, 502);
+    assert.equal(head.headers['upload-offset'], undefined, 'no offset when the truth cannot be told');
   } finally {
     await server.close();
   }

@@ -305,16 +305,6 @@ describe('S3Store through the Store interface', () => {
     assert.deepEqual(await store.listDocuments('fetch-job'), []);
     await assert.rejects(store.putDocument('fetch-job', '../x', {}));
   });
-
-  rgwTest('resumable uploads are not supported on S3 yet: 501 NOT_SUPPORTED_BY_STORE; nothing to list or expire', async () => {
-    const notSupported = (err: unknown): boolean => err instanceof SluiceError && err.code === 'NOT_SUPPORTED_BY_STORE' && err.status === 501;
-    await assert.rejects(store.createUpload({ length: 1, meta: { field: null, filename: null, contentType: 'a/b' }, metadata: {}, partial: false }), notSupported);
-    await assert.rejects(store.getUpload(newFileId()), notSupported);
-    await assert.rejects(store.appendUpload(newFileId(), Readable.from([]), { offset: 0 }), notSupported);
-    await assert.rejects(store.deleteUpload(newFileId()), notSupported);
-    assert.deepEqual(await store.listUploads(), []);
-    assert.equal(await store.expireUploads(), 0);
-  });
 });
 
 describe('S3 errors from a real gateway', () => {
@@ -493,20 +483,8 @@ describe('two server processes sharing one bucket', () => {
   const servers: ServerProcess[] = [];
   before(async () => {
     if (!started.ok || !existsSync('dist/server.js')) return;
-    const rgw = started.rgw;
-    const env = {
-      STORE: 's3',
-      S3_ENDPOINT: rgw.env.S3_ENDPOINT as string,
-      S3_REGION: rgw.env.S3_REGION as string,
-      S3_ACCESS_KEY: rgw.env.S3_ACCESS_KEY as string,
-      S3_SECRET_KEY: rgw.env.S3_SECRET_KEY as string,
-      S3_FORCE_PATH_STYLE: 'true',
-      S3_BUCKET: BUCKET,
-      S3_PREFIX: 'common/',
-      S3_PART_BYTES: '5MiB',
-      LOG_LEVEL: 'warn',
-    };
-    servers.push(await spawnServer({ ...env, LOG_LEVEL: 'info' }), await spawnServer({ ...env, LOG_LEVEL: 'info' }));
+    const env = started.rgw.serverEnv(BUCKET, 'common/');
+    servers.push(await spawnServer(env), await spawnServer(env));
   });
   after(async () => {
     for (const s of servers) await s.stop();

@@ -149,7 +149,7 @@ describe('routing', () => {
     assert.equal((await rawRequest(server.url, '/healthz')).status, 200);
   });
 
-  for (const path of ['/', '/nope', '/healthz/extra', '/files-x']) {
+  for (const path of ['/nope', '/healthz/extra', '/files-x', '/ui/nope.js']) {
     test(`unknown route ${path} → 404 JSON`, async () => {
       assertError(await rawRequest(server.url, path), 404, 'NOT_FOUND');
     });

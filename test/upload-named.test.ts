@@ -114,7 +114,7 @@ describe('PUT /upload/<name>', () => {
       { what: 'malformed percent-encoding: 400', path: '/upload/a%ZZ', status: 400, code: 'BAD_FILENAME' },
       { what: 'a truncated escape: 400', path: '/upload/a%E', status: 400, code: 'BAD_FILENAME' },
       { what: 'invalid UTF-8: 400', path: '/upload/a%FF%FE', status: 400, code: 'BAD_FILENAME' },
-      { what: '`..` as the whole segment is resolved by the URL parser: no such route', path: '/upload/%2e%2e', status: 404, code: 'NOT_FOUND' },
+      { what: '`..` as the whole segment is resolved by the URL parser to `/` (the web page), where PUT is not allowed', path: '/upload/%2e%2e', status: 405, code: 'METHOD_NOT_ALLOWED' },
     ];
     for (const c of cases) {
       test(c.what, async () => {

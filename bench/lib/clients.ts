@@ -26,6 +26,8 @@ export interface TransferResult {
   readonly startedAt: number;
   readonly endedAt: number;
   readonly responses: readonly Response[];
+  /** What the scenario learnt besides the time (an origin's counters), printed under the table. */
+  readonly note?: string;
 }
 
 export interface UploadOptions {
@@ -123,4 +125,24 @@ export async function download(url: string, timeoutMs: number): Promise<Download
   const [status, total, bytes] = stdout.trim().split(' ').map(Number);
   const seconds = total ?? (endedAt - startedAt) / 1000;
   return { seconds, startedAt: endedAt - seconds * 1000, endedAt, bytes: bytes ?? 0, responses: [{ status: status ?? 0, body: '' }] };
+}
+
+/** `POST /fetch {"url"}` with curl: the server fetches `originUrl` and stores it; one JSON answer. */
+export async function fetchToStore(port: number, originUrl: string, tmpDir: string, timeoutMs: number): Promise<TransferResult> {
+  const out = join(tmpDir, 'fetch-answer.json');
+  const curl = spawnTracked(
+    'curl',
+    ['-sS', '-X', 'POST', '-H', 'Content-Type: application/json', '--data-binary', JSON.stringify({ url: originUrl }), '-o', out, '-w', '%{http_code} %{time_total}', `http://127.0.0.1:${port}/fetch`],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stdout = '';
+  let stderr = '';
+  curl.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+  curl.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exit = await waitForExit(curl, timeoutMs, 'curl POST /fetch');
+  const endedAt = epochMs();
+  if (exit.code !== 0) throw new Error(`curl failed (${exit.code ?? exit.signal}): ${stderr.trim()}`);
+  const [status, total] = stdout.trim().split(' ').map(Number);
+  const seconds = total ?? 0;
+  return { seconds, startedAt: endedAt - seconds * 1000, endedAt, responses: [{ status: status ?? 0, body: readFileSync(out, 'utf8') }] };
 }

@@ -110,6 +110,7 @@ export async function runRow(ctx: BenchContext, plan: RowPlan, round: number): P
       cpuSeconds,
       samples,
       transferMs: [Math.round(result.startedAt - originEpoch), Math.round(result.endedAt - originEpoch)],
+      ...(result.note === undefined ? {} : { note: result.note }),
     };
   } catch (err) {
     if (err instanceof Error && !err.message.includes('--- server log ---')) {

@@ -19,6 +19,8 @@ export interface RowSummary {
   readonly ratioTo: readonly string[];
   /** Throughput per round number, for ratios between rows of the same round. */
   readonly mbpsByRound: ReadonlyMap<number, number>;
+  /** Each round's note (TransferResult.note), in round order. */
+  readonly notes: readonly string[];
 }
 
 export function median(values: readonly number[]): number {
@@ -52,6 +54,7 @@ export function summarize(results: readonly RowResult[], ratioTo: ReadonlyMap<st
       representative,
       ratioTo: ratioTo.get(name) ?? [],
       mbpsByRound: new Map(rounds.map((r) => [r.round, r.mbps])),
+      notes: rounds.flatMap((r) => (r.note === undefined ? [] : [`round ${r.round}: ${r.note}`])),
     };
   });
 }

@@ -100,6 +100,11 @@ function throughputChecks(rows: readonly RowSummary[]): TargetCheck[] {
       );
     }
   }
+  const page = find(rows, 'browser-page');
+  if (page !== undefined) {
+    const r = ratio(rows, 'browser-page', 'browser-fetch-upload');
+    out.push(check("browser-page ≥ 80 % of an in-page fetch('/upload') of the same file", Number.isNaN(r) ? null : r >= 0.8, `${f0(page.mbps)} MB/s = ${f2(r)}× browser-fetch-upload`));
+  }
   const conc = find(rows, 'concurrent');
   if (conc !== undefined) {
     out.push(check('concurrent: peak RSS ≤ 200 MiB', conc.peakRssMiB <= 200, `${f1(conc.peakRssMiB)} MiB`));

@@ -68,4 +68,6 @@ export interface RowResult {
   readonly samples: readonly RssSample[];
   /** Transfer start and end, in the samples' time base (ms). */
   readonly transferMs: readonly [number, number];
+  /** The scenario's own figures (TransferResult.note). */
+  readonly note?: string;
 }

@@ -14,7 +14,7 @@ export interface RssReport {
 const USER_HZ = 100;
 
 /** utime + stime of a process, seconds (fields 14 and 15 of /proc/<pid>/stat). */
-function cpuSecondsOf(pid: number): number {
+export function cpuSecondsOf(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

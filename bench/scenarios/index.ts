@@ -4,10 +4,12 @@
  * that ratios hold on a machine whose absolute speed drifts.
  */
 import type { RowPlan } from '../lib/types.js';
+import { browserFetchUpload, browserPage } from './browser.js';
 import { busboyProxy, busboyUpload, hashSink, originDirect, rawFile, rawRelay, rawSink } from './baselines.js';
 import { GiB, manyFilesSpec, MiB, oneFileSpec } from './common.js';
 import { concurrent } from './concurrent.js';
 import { fetchRow } from './fetch.js';
+import { fetchStore, fetchStoreBroken, fetchThrottled } from './fetch-resume.js';
 import { proxyRow } from './proxy.js';
 import { MANY_FILE_BYTES, MANY_FILES, uploadMany } from './upload-many.js';
 import { uploadMultipart } from './upload-multipart.js';
@@ -19,6 +21,9 @@ import { CHUNKED_MAX_BYTES, resumableChunks, resumableCut, resumableOnePatch } f
 /** proxy-slow: long enough to show a flat line, short enough to finish in ~8 s. */
 export const SLOW_RATE = 32 * MiB;
 export const SLOW_MAX_BYTES = 256 * MiB;
+
+/** The resumable-fetch rows move 4 GiB (less in a smoke run: 4 × --size). */
+export const FETCH_RESUME_MAX_BYTES = 4 * GiB;
 
 /** The size at which the memory-flatness reference rows run when --size is larger. */
 export const REFERENCE_SIZE = GiB;
@@ -53,6 +58,14 @@ function allRows(size: number): { plan: RowPlan; needs: readonly string[] }[] {
     { plan: fetchRow('fetch', size), needs: ['raw-sink', 'origin-direct', 'raw-relay'] },
   );
   if (withRef) rows.push({ plan: fetchRow(refName('fetch'), REFERENCE_SIZE), needs: [] });
+  const resumeBytes = Math.min(FETCH_RESUME_MAX_BYTES, 4 * size);
+  rows.push(
+    { plan: fetchStore(resumeBytes), needs: [] },
+    { plan: fetchStoreBroken(resumeBytes), needs: ['fetch-store'] },
+    { plan: fetchThrottled(resumeBytes, 1), needs: [] },
+    { plan: fetchThrottled(resumeBytes, 4), needs: ['fetch-50MBps-c1'] },
+    { plan: fetchThrottled(resumeBytes, 8), needs: ['fetch-50MBps-c1'] },
+  );
   rows.push(
     { plan: busboyProxy('busboy-proxy', oneFileSpec(size), 0, 'busboy parser + hand-built outbound body over node:http'), needs: [] },
     { plan: proxyRow('proxy', oneFileSpec(size), 0), needs: ['raw-sink', 'busboy-proxy'] },
@@ -70,6 +83,8 @@ function allRows(size: number): { plan: RowPlan; needs: readonly string[] }[] {
     // and in 1 MiB PATCHes (at most 1 GiB, against one PATCH of the same size).
     { plan: resumableOnePatch(size), needs: ['raw-sink', 'upload-raw'] },
     { plan: resumableCut(size), needs: ['resumable-one-patch'] },
+    { plan: browserFetchUpload(size), needs: [] },
+    { plan: browserPage(size), needs: ['browser-fetch-upload'] },
   );
   const chunkedBytes = Math.min(size, CHUNKED_MAX_BYTES);
   if (chunkedBytes < size) rows.push({ plan: resumableOnePatch(chunkedBytes, refName('resumable-one-patch')), needs: [] });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { BadGatewayError, NotFoundError } from '../../lib/errors.js';
 import { S3ResponseError, mapS3Response } from './errors.js';
@@ -32,6 +33,15 @@ export interface CompletedPart {
   readonly etag: string;
 }
 
+/** A part S3 holds for a pending multipart upload (ListParts). */
+export interface UploadedPart extends CompletedPart {
+  readonly size: number;
+  readonly lastModified: string | null;
+}
+
+/** DeleteObjects takes at most this many keys a request (API reference, DeleteObjects). */
+const DELETE_BATCH = 1000;
+
 export interface WriteOptions {
   readonly contentType?: string;
   readonly signal?: AbortSignal;
@@ -53,7 +63,13 @@ export class S3Client {
     return this.transport.bucket;
   }
 
-  async putObject(key: string, body: Buffer, options: WriteOptions = {}): Promise<void> {
+  /** Requests sent so far, by S3 operation (bench and tests: requests per GiB). */
+  get requestCounts(): ReadonlyMap<string, number> {
+    return this.transport.counts;
+  }
+
+  /** Resolves with the object's ETag (null if the store sent none). */
+  async putObject(key: string, body: Buffer, options: WriteOptions = {}): Promise<string | null> {
     const res = await this.transport.request({
       operation: 'PutObject',
       method: 'PUT',
@@ -64,6 +80,28 @@ export class S3Client {
       idempotent: true,
     });
     res.resume();
+    return res.headers.etag ?? null;
+  }
+
+  /**
+   * PutObject with `If-None-Match: *`: `written` false, and nothing written, when the key exists
+   * already. Engines without conditional writes ignore the header (then this is a plain PutObject
+   * and answers true); see the README's S3 section for what holds where.
+   */
+  async putObjectIfAbsent(key: string, body: Buffer, options: WriteOptions = {}): Promise<{ written: boolean; etag: string | null }> {
+    const res = await this.transport.request({
+      operation: 'PutObject',
+      method: 'PUT',
+      key,
+      headers: { ...contentTypeHeader(options.contentType), 'if-none-match': '*' },
+      body,
+      signal: options.signal,
+      // A retry after a lost answer would meet our own object and say 412: harmless, the object is there.
+      idempotent: true,
+      expect: [412],
+    });
+    res.resume();
+    return { written: res.statusCode !== 412, etag: res.statusCode === 412 ? null : (res.headers.etag ?? null) };
   }
 
   async createMultipartUpload(key: string, options: WriteOptions = {}): Promise<string> {
@@ -101,6 +139,77 @@ export class S3Client {
     const etag = res.headers.etag;
     if (etag === undefined || etag === '') throw new BadGatewayError('S3_BAD_RESPONSE', `UploadPart ${partNumber} answered without an ETag`);
     return etag;
+  }
+
+  /**
+   * UploadPartCopy: part `partNumber` of the upload is `range` (inclusive) of `sourceKey` in the
+   * same bucket, copied inside S3. Returns the part's ETag.
+   */
+  async uploadPartCopy(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    sourceKey: string,
+    range: { readonly start: number; readonly end: number },
+    options: WriteOptions = {},
+  ): Promise<string> {
+    const res = await this.transport.request({
+      operation: 'UploadPartCopy',
+      method: 'PUT',
+      key,
+      query: [
+        ['partNumber', String(partNumber)],
+        ['uploadId', uploadId],
+      ],
+      headers: {
+        // URL-encoded `bucket/key` (API reference, UploadPartCopy: x-amz-copy-source).
+        'x-amz-copy-source': `${encodeURIComponent(this.transport.bucket)}/${sourceKey.split('/').map(encodeURIComponent).join('/')}`,
+        'x-amz-copy-source-range': `bytes=${range.start}-${range.end}`,
+      },
+      signal: options.signal,
+      idempotent: true,
+    });
+    // Like CompleteMultipartUpload, a copy may answer 200 and fail in the body.
+    const body = await this.transport.readText(res, 'UploadPartCopy');
+    if (xmlBlocks(body, 'Error').length > 0) {
+      const cause = new S3ResponseError('UploadPartCopy', 500, xmlText(body, 'Code') ?? 'InternalError', xmlText(body, 'Message') ?? '', null);
+      throw mapS3Response(cause, undefined);
+    }
+    const etag = xmlText(body, 'ETag');
+    if (etag === null || etag === '') throw new BadGatewayError('S3_BAD_RESPONSE', `UploadPartCopy ${partNumber} answered without an ETag`);
+    return quoteEtag(etag);
+  }
+
+  /**
+   * The parts S3 holds for `uploadId`, after part number `after`, in order (ListParts, every
+   * page). Null when the upload is gone: completed or aborted (AWS says NoSuchUpload, Ceph 16
+   * NoSuchKey, both 404).
+   */
+  async listParts(key: string, uploadId: string, after = 0, options: { signal?: AbortSignal; pageSize?: number } = {}): Promise<UploadedPart[] | null> {
+    const parts: UploadedPart[] = [];
+    let marker = after;
+    for (;;) {
+      const query: Array<[string, string]> = [['uploadId', uploadId]];
+      if (options.pageSize !== undefined) query.push(['max-parts', String(options.pageSize)]);
+      if (marker > 0) query.push(['part-number-marker', String(marker)]);
+      const res = await this.transport.request({ operation: 'ListParts', method: 'GET', key, query, signal: options.signal, idempotent: true, expect: [404] });
+      if (res.statusCode === 404) {
+        res.resume();
+        return null;
+      }
+      const xml = await this.transport.readText(res, 'ListParts');
+      for (const block of xmlBlocks(xml, 'Part')) {
+        parts.push({
+          partNumber: Number(xmlText(block, 'PartNumber')),
+          etag: quoteEtag(xmlText(block, 'ETag') ?? ''),
+          size: Number(xmlText(block, 'Size') ?? 0),
+          lastModified: xmlText(block, 'LastModified'),
+        });
+      }
+      const next = Number(xmlText(xml, 'NextPartNumberMarker') ?? 0);
+      if (xmlText(xml, 'IsTruncated') !== 'true' || !(next > marker)) return parts;
+      marker = next;
+    }
   }
 
   async completeMultipartUpload(key: string, uploadId: string, parts: readonly CompletedPart[], options: WriteOptions = {}): Promise<void> {
@@ -202,14 +311,47 @@ export class S3Client {
     res.resume();
   }
 
-  /** Every object under `prefix`, page by page (ListObjectsV2, 1000 keys a request). */
-  async *listObjects(prefix: string): AsyncGenerator<ListedObject> {
+  /** Deletes many keys, 1000 a request (DeleteObjects); keys that do not exist are no error. */
+  async deleteObjects(keys: readonly string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const batch = keys.slice(i, i + DELETE_BATCH);
+      if (batch.length === 1) {
+        await this.deleteObject(batch[0] as string);
+        continue;
+      }
+      const xml = Buffer.from(`<Delete><Quiet>true</Quiet>${batch.map((k) => `<Object><Key>${escapeXml(k)}</Key></Object>`).join('')}</Delete>`, 'utf8');
+      const res = await this.transport.request({
+        operation: 'DeleteObjects',
+        method: 'POST',
+        query: [['delete', '']],
+        // S3 requires a body digest on DeleteObjects; Content-MD5 is the one every engine knows.
+        headers: { 'content-type': 'application/xml', 'content-md5': createHash('md5').update(xml).digest('base64') },
+        body: xml,
+        idempotent: true,
+      });
+      // Quiet mode lists only the keys that failed.
+      const body = await this.transport.readText(res, 'DeleteObjects');
+      const failed = xmlBlocks(body, 'Error');
+      if (failed.length > 0) {
+        const first = failed[0] as string;
+        const cause = new S3ResponseError('DeleteObjects', 500, xmlText(first, 'Code') ?? 'InternalError', `${failed.length} keys not deleted, first ${xmlText(first, 'Key') ?? ''}`, null);
+        throw mapS3Response(cause, undefined);
+      }
+    }
+  }
+
+  /**
+   * Every object under `prefix`, page by page (ListObjectsV2, 1000 keys a request). With a
+   * `delimiter`, keys that have it after the prefix are rolled up and not listed.
+   */
+  async *listObjects(prefix: string, delimiter?: string): AsyncGenerator<ListedObject> {
     let token: string | null = null;
     do {
       const query: Array<[string, string]> = [
         ['list-type', '2'],
         ['prefix', prefix],
       ];
+      if (delimiter !== undefined) query.push(['delimiter', delimiter]);
       if (token !== null) query.push(['continuation-token', token]);
       const res = await this.transport.request({ operation: 'ListObjectsV2', method: 'GET', query, idempotent: true });
       const xml = await this.transport.readText(res, 'ListObjectsV2');
@@ -269,6 +411,11 @@ export class S3Client {
   close(): void {
     this.transport.close();
   }
+}
+
+/** ETags as S3 sends them in headers, quoted; some XML answers (Ceph's CopyPartResult) leave the quotes out. */
+function quoteEtag(etag: string): string {
+  return etag.startsWith('"') ? etag : `"${etag}"`;
 }
 
 function contentTypeHeader(contentType: string | undefined): Record<string, string> | undefined {

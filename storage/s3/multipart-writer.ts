@@ -186,6 +186,6 @@ export class MultipartFileWriter extends Writable implements FileWriter {
 }
 
 /** The stored Content-Type header: printable ASCII only (anything else is not a valid header). */
-function safeContentType(contentType: string): string {
+export function safeContentType(contentType: string): string {
   return /^[\x20-\x7e]{1,255}$/.test(contentType) ? contentType : 'application/octet-stream';
 }

@@ -73,6 +73,8 @@ export const MAX_XML_BYTES = 8 * 1024 * 1024;
 export class S3Transport {
   readonly endpoint: URL;
   readonly bucket: string;
+  /** Requests sent, by operation (retries not counted): what a workload costs in S3 requests. */
+  readonly counts = new Map<string, number>();
   private readonly pathStyle: boolean;
   private readonly signer: Signer;
   private readonly agent: HttpAgent;
@@ -110,6 +112,7 @@ export class S3Transport {
    * SluiceError; an abort through `spec.signal` rejects with the signal's reason unmapped.
    */
   async request(spec: RequestSpec): Promise<IncomingMessage> {
+    this.counts.set(spec.operation, (this.counts.get(spec.operation) ?? 0) + 1);
     const payloadHash = spec.body === undefined ? EMPTY_SHA256 : this.signPayloads ? sha256Hex(spec.body) : UNSIGNED_PAYLOAD;
     for (let attempt = 1; ; attempt += 1) {
       try {

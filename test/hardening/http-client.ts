@@ -34,7 +34,7 @@ export interface Answer {
 export interface RequestOptions {
   readonly method?: string;
   readonly headers?: OutgoingHttpHeaders;
-  /** A body, or its chunks (written with backpressure; a generator is never read ahead). */
+  /** A body, or its chunks (written with backpressure, one chunk per event-loop turn; a generator is never read ahead). */
   readonly body?: Buffer | Iterable<Buffer> | AsyncIterable<Buffer>;
   readonly timeoutMs?: number;
   /** Hash the answer instead of keeping it (large downloads). */
@@ -98,6 +98,12 @@ export function request(base: string, path: string, options: RequestOptions = {}
         for await (const chunk of body as AsyncIterable<Buffer>) {
           if (answered || settled || req.destroyed) return;
           if (!req.write(chunk)) await firstOf(req, ['drain', 'close', 'response']);
+          // Let the event loop turn between chunks. On loopback the kernel takes megabytes before
+          // a write returns false, so without this one request's body generation runs on in
+          // microtasks and starves every other socket's events: with 128 requests in one process,
+          // the later ones' heads sat unsent past the server's HEADERS_TIMEOUT_MS (a 408 that
+          // was the test client's doing, seen on a slow CI machine).
+          else await setImmediatePromise();
         }
         if (!answered && !settled && !req.destroyed) req.end();
       } catch (err) {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { S3Config } from '../../lib/config.js';
+import { S3Client } from '../../storage/s3/client.js';
 
 /** The project's own gateway scripts, `<root>/test/ceph/` (this file is `<root>/test/helpers/ceph.ts`). */
 const SCRIPTS = fileURLToPath(new URL('../ceph/', import.meta.url));
@@ -23,6 +24,10 @@ export interface Rgw {
   readonly env: Readonly<Record<string, string>>;
   /** An S3Config for this gateway and `bucket`, with `overrides` on top. */
   config(bucket: string, overrides?: Partial<S3Config>): S3Config;
+  /** A raw client on `bucket`, to look behind the store's back. */
+  client(bucket: string): S3Client;
+  /** The environment of a `STORE=s3` server process on `bucket` under `prefix` (5 MiB parts). */
+  serverEnv(bucket: string, prefix: string): Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -68,6 +73,28 @@ export async function startRgw(): Promise<RgwStart> {
         forcePathStyle: true,
         partBytes: 5 * 1024 * 1024,
         ...overrides,
+      }),
+      client: (bucket) =>
+        new S3Client({
+          endpoint: new URL(s3env.S3_ENDPOINT as string),
+          region: s3env.S3_REGION ?? 'us-east-1',
+          bucket,
+          accessKey: s3env.S3_ACCESS_KEY as string,
+          secretKey: s3env.S3_SECRET_KEY as string,
+          pathStyle: true,
+        }),
+      serverEnv: (bucket, prefix) => ({
+        STORE: 's3',
+        S3_ENDPOINT: s3env.S3_ENDPOINT as string,
+        S3_REGION: s3env.S3_REGION ?? 'us-east-1',
+        S3_ACCESS_KEY: s3env.S3_ACCESS_KEY as string,
+        S3_SECRET_KEY: s3env.S3_SECRET_KEY as string,
+        S3_FORCE_PATH_STYLE: 'true',
+        S3_BUCKET: bucket,
+        S3_PREFIX: prefix,
+        S3_PART_BYTES: '5MiB',
+        // spawnServer waits for the info-level "listening" line.
+        LOG_LEVEL: 'info',
       }),
       stop: () => {
         stopped ??= run('bash', [join(SCRIPTS, 'stop-rgw.sh')], { env, timeout: 60_000 }).then(() => {

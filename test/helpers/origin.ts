@@ -215,7 +215,7 @@ async function writeBody(res: ServerResponse, entry: OriginRequest, chunks: Iter
   }
 }
 
-function drainOrClose(res: ServerResponse): Promise<void> {
+export function drainOrClose(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       res.off('drain', done);
