@@ -36,7 +36,7 @@ export function formatRowsTable(rows: readonly RowSummary[]): string {
 
 export function formatTargets(checks: readonly TargetCheck[]): string {
   return markdownTable(
-    ['target (issue 7)', 'status', 'measured'],
+    ['target (issues 7, 18)', 'status', 'measured'],
     checks.map((c) => [c.target, c.status, c.detail]),
     ['left', 'left', 'left'],
   );

@@ -1,5 +1,5 @@
 /**
- * The targets of issue 7, checked against one run's figures. Every comparison is within the
+ * The targets of issues 7 and 18, checked against one run's figures. Every comparison is within the
  * run (the machine's absolute speed drifts); a target whose rows did not run is `n/a`.
  */
 import { parserMbps, type ParserReport } from './parser-types.js';
@@ -25,7 +25,7 @@ const f0 = (n: number): string => (Number.isFinite(n) ? Math.round(n).toString()
 function memoryChecks(rows: readonly RowSummary[]): TargetCheck[] {
   const out: TargetCheck[] = [];
   const sink = find(rows, 'raw-sink');
-  for (const name of ['upload-multipart', 'proxy', 'fetch', 'proxy-slow']) {
+  for (const name of ['upload-multipart', 'upload-raw', 'resumable-one-patch', 'proxy', 'fetch', 'proxy-slow']) {
     const row = find(rows, name);
     if (row === undefined) continue;
     const over = sink === undefined ? Number.NaN : row.peakRssMiB - sink.peakRssMiB;
@@ -84,6 +84,7 @@ function throughputChecks(rows: readonly RowSummary[]): TargetCheck[] {
     out.push(check(`${name} ≥ 95 % of raw-file`, Number.isNaN(toFile) ? null : toFile >= 0.95, `${f0(mp.mbps)} MB/s = ${f2(toFile)}× raw-file`));
     out.push(check(`${name} ≥ busboy-upload`, Number.isNaN(toBusboy) ? null : toBusboy >= 1, `${f2(toBusboy)}× busboy-upload`));
   }
+  out.push(...hashSpeedChecks(rows));
   const proxy = find(rows, 'proxy');
   if (proxy !== undefined) {
     const r = ratio(rows, 'proxy', 'busboy-proxy');
@@ -109,6 +110,30 @@ function throughputChecks(rows: readonly RowSummary[]): TargetCheck[] {
     out.push(check('concurrent: peak RSS ≤ 200 MiB', conc.peakRssMiB <= 200, `${f1(conc.peakRssMiB)} MiB`));
     const r = ratio(rows, 'concurrent', 'upload-multipart');
     out.push(check('concurrent: aggregate ≥ 90 % of one large upload', Number.isNaN(r) ? null : r >= 0.9, `${f0(conc.mbps)} MB/s = ${f2(r)}× upload-multipart`));
+  }
+  return out;
+}
+
+/**
+ * Issue 18: an upload as fast as a server that only hashes (hash-sink: SHA-256 of the body,
+ * nothing stored), with FSYNC on, and at most 0.4 CPU-s/GiB more.
+ */
+function hashSpeedChecks(rows: readonly RowSummary[]): TargetCheck[] {
+  const out: TargetCheck[] = [];
+  const sink = find(rows, 'hash-sink');
+  for (const name of ['upload-multipart', 'upload-raw']) {
+    const row = find(rows, name);
+    if (row === undefined) continue;
+    const r = ratio(rows, name, 'hash-sink');
+    out.push(check(`${name} ≥ 90 % of hash-sink`, Number.isNaN(r) ? null : r >= 0.9, `${f0(row.mbps)} MB/s = ${f2(r)}× hash-sink`));
+    const extra = sink === undefined ? Number.NaN : row.cpuSecondsPerGiB - sink.cpuSecondsPerGiB;
+    out.push(
+      check(
+        `${name}: CPU-s/GiB ≤ hash-sink's + 0.4`,
+        sink === undefined ? null : extra <= 0.4,
+        `${f2(row.cpuSecondsPerGiB)} vs ${f2(sink?.cpuSecondsPerGiB ?? Number.NaN)} (${extra >= 0 ? '+' : ''}${f2(extra)})`,
+      ),
+    );
   }
   return out;
 }

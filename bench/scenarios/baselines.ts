@@ -7,15 +7,15 @@ import type { BodySpec } from '../lib/multipart-body.js';
 import type { RowPlan } from '../lib/types.js';
 import { bodyLength, expectDelivered, expectDownloaded, expectStored, uploadTo } from './common.js';
 
-/** raw-sink and raw-file store (or count) the whole body as one file. */
-function rawBaseline(name: 'raw-sink' | 'raw-file', spec: BodySpec, description: string): RowPlan {
+/** raw-sink, hash-sink and raw-file store (or count) the whole body as one file. */
+function rawBaseline(name: 'raw-sink' | 'hash-sink' | 'raw-file', spec: BodySpec, description: string): RowPlan {
   const bytes = bodyLength(spec);
   return {
     name,
     group: 'baseline',
     description,
     bytes,
-    ratioTo: name === 'raw-file' ? ['raw-sink'] : [],
+    ratioTo: name === 'raw-sink' ? [] : ['raw-sink'],
     helpers: [],
     server: { kind: 'baseline', script: `baselines/${name}.js`, env: () => ({}) },
     transfer: uploadTo('/upload', spec),
@@ -25,6 +25,11 @@ function rawBaseline(name: 'raw-sink' | 'raw-file', spec: BodySpec, description:
 
 export function rawSink(spec: BodySpec): RowPlan {
   return rawBaseline('raw-sink', spec, 'node:http server that discards the body (socket ceiling)');
+}
+
+/** The body SHA-256'd and discarded: the least a server that hashes what it stores must do. */
+export function hashSink(spec: BodySpec): RowPlan {
+  return rawBaseline('hash-sink', spec, 'node:http server that SHA-256s the body and discards it (hash ceiling)');
 }
 
 export function rawFile(spec: BodySpec): RowPlan {
