@@ -15,7 +15,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tus from 'tus-js-client';
-import { cutOffsets } from './helpers/cut-offsets.js';
+import { cutOffsets } from '../bench/lib/cut-offsets.js';
 import { startCuttingRelay, type CuttingRelay } from './helpers/cutting-relay.js';
 import { rawRequest, seededBytes, sha256 } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';

@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as tus from 'tus-js-client';
 import type { S3Client } from '../storage/s3/client.js';
 import { startRgw, type RgwStart } from './helpers/ceph.js';
-import { cutOffsets } from './helpers/cut-offsets.js';
+import { cutOffsets } from '../bench/lib/cut-offsets.js';
 import { startRoundRobinRelay, type RoundRobinRelay } from './helpers/round-robin-relay.js';
 import { spawnServer, type ServerProcess } from './helpers/server.js';
 

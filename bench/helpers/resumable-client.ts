@@ -16,6 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Agent, request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { cutOffsets } from '../lib/cut-offsets.js';
 import { drainOrClose } from '../lib/drain.js';
 import { BLOCK_BYTES, RingSource } from '../lib/pattern.js';
 
@@ -122,19 +123,6 @@ function patch(port: number, path: string, from: number, to: number, total: numb
   return p;
 }
 
-/** `count` offsets in (0, bytes), seeded (mulberry32), sorted. */
-function cutOffsets(seed: number, count: number, bytes: number): number[] {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-  return Array.from({ length: count }, () => Math.floor(bytes * (0.02 + 0.96 * next()))).sort((x, y) => x - y);
-}
-
 async function main(): Promise<void> {
   const port = Number(argValue('--port'));
   const bytes = Number(argValue('--bytes'));
@@ -150,7 +138,7 @@ async function main(): Promise<void> {
     stats.bytesSent = p.written;
   } else if (mode === 'cut') {
     const path = await create(port, bytes, false);
-    const cuts = cutOffsets(Number(argValue('--seed', '1')), Number(argValue('--cuts', '5')), bytes);
+    const cuts = cutOffsets(Number(argValue('--seed', '1')), Number(argValue('--cuts', '5')), bytes, 0.02, 0.96);
     let offset = 0;
     let sent = 0;
     let reconnect: number | null = null;
