@@ -112,6 +112,10 @@ export async function handleFetchToStore(ctx: RequestContext): Promise<void> {
     maxBytes: ctx.config.maxFileBytes,
     signal: ctx.signal,
     verify: ({ sha256 }) => checkSha256(wanted, sha256),
+  }).catch((err: unknown) => {
+    // saveStream only reads the body; closing the origin's connection is ours to do.
+    body.destroy();
+    throw err;
   });
   ctx.metrics.filesStored(1);
   // RFC 9110 15.3.2: 201 with Location naming the new resource.

@@ -1,7 +1,6 @@
 import type { Config } from '../lib/config.js';
 import type { RequestContext } from '../lib/context.js';
 import { LimitExceededError } from '../lib/errors.js';
-import { requestBody } from '../lib/request-body.js';
 import { MAX_PADDING_BYTES, MAX_PREAMBLE_BYTES } from '../multipart/parser.js';
 
 /** RFC 2046 5.1.1: a boundary is 1 to 70 characters. */
@@ -80,23 +79,12 @@ export function resumableLimitName(ctx: Pick<RequestContext, 'config' | 'grant' 
 }
 
 /**
- * The request body of an upload, cut with 413 REQUEST_TOO_LARGE once it grows past
- * MAX_REQUEST_BYTES (a chunked body declares no length to check up front). Without that
- * setting the body is passed on as is: no extra step per chunk.
+ * MAX_REQUEST_BYTES while an upload's body is read: a chunked body declares no length to check
+ * up front, so it is cut with 413 REQUEST_TOO_LARGE once it grows past it.
  */
-export function uploadBody(ctx: RequestContext): AsyncIterable<Buffer> {
-  const body = requestBody(ctx.req);
-  const max = ctx.config.maxRequestBytes;
-  return Number.isFinite(max) ? capped(body, max, ctx.config) : body;
-}
-
-async function* capped(source: AsyncIterable<Buffer>, max: number, config: Config): AsyncIterable<Buffer> {
-  let bytes = 0;
-  for await (const chunk of source) {
-    bytes += chunk.length;
-    if (bytes > max) {
-      throw new LimitExceededError('REQUEST_TOO_LARGE', `The body is over MAX_REQUEST_BYTES (${config.maxRequestBytes} bytes)`, config.maxRequestBytes);
-    }
-    yield chunk;
-  }
+export function requestBodyLimit(config: Config): { readonly bytes: number; readonly error: () => Error } {
+  return {
+    bytes: config.maxRequestBytes,
+    error: () => new LimitExceededError('REQUEST_TOO_LARGE', `The body is over MAX_REQUEST_BYTES (${config.maxRequestBytes} bytes)`, config.maxRequestBytes),
+  };
 }

@@ -1,12 +1,13 @@
-import { finished, pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import type { RequestContext } from '../lib/context.js';
 import { LimitExceededError } from '../lib/errors.js';
 import type { MultipartEvent, PartInfo } from '../multipart/events.js';
 import { charsetDecoder, parseParameterized } from '../multipart/header-params.js';
 import { MultipartParser } from '../multipart/parser.js';
+import { pumpBody } from '../storage/body-pump.js';
 import type { FileRecord, FileWriter } from '../storage/store.js';
 import { parserOptions } from './multipart-options.js';
-import { fileLimit, uploadBody } from './upload-limits.js';
+import { fileLimit, requestBodyLimit } from './upload-limits.js';
 import type { UploadResult } from './upload.js';
 
 /**
@@ -42,8 +43,8 @@ export async function receiveMultipart(ctx: RequestContext, boundary: string): P
   const fields: ReceivedField[] = [];
   let fieldBytesTotal = 0;
   /**
-   * Set once the request failed. The pipeline rejects as soon as any stage fails, while
-   * `consume` may still hold a batch of events; it must not open another file for it.
+   * Set once the request failed. The body stops as soon as anything fails, while `consume` may
+   * still hold a batch of events; it must not open another file for it.
    */
   let failed = false;
   let consuming: Promise<void> = Promise.resolve();
@@ -106,22 +107,37 @@ export async function receiveMultipart(ctx: RequestContext, boundary: string): P
     return writer;
   }
 
+  const parser = new MultipartParser(parserOptions(config, boundary, maxFileBytes));
+  // The request aborted: the parts stop too (consume may be waiting for the parser's next batch).
+  const onAbort = (): void => void parser.destroy(ctx.signal.reason as Error);
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
   try {
-    const run = (batches: AsyncIterable<MultipartEvent[]>): Promise<void> => (consuming = consume(batches));
-    await pipeline(uploadBody(ctx), new MultipartParser(parserOptions(config, boundary, maxFileBytes)), run, { signal: ctx.signal });
+    // The parts are taken as the parser gives them; a failure there (a limit) stops the body.
+    const consumeFailed = new AbortController();
+    consuming = consume(parser);
+    consuming.catch((err: unknown) => consumeFailed.abort(err));
+    const { end } = await pumpBody(ctx.req, parser, { limit: config.maxRequestBytes, signals: [ctx.signal, consumeFailed.signal], digest: null });
+    if (end.kind === 'over') throw requestBodyLimit(config).error();
+    if (end.kind !== 'ended') throw end.error;
+    parser.end();
+    await consuming;
     await Promise.all(finishing);
     const files = await commitAll(writers);
     return { files, fields: decodeFields(fields) };
   } catch (err) {
     failed = true;
-    // Aborting destroys the writers, which wakes a `consume` waiting on one of them; once it
-    // has returned no writer can appear any more, and a second pass catches any it opened.
+    // Destroying the parser wakes a `consume` waiting for its next batch, aborting the writers
+    // one waiting on a writer; once it has returned no writer can appear any more, and a second
+    // pass catches any it opened.
+    parser.destroy();
     await Promise.all(writers.map((w) => w.abort()));
     await consuming.catch(() => {});
     await Promise.all(writers.map((w) => w.abort()));
     // Every finish promise has settled (the writers are destroyed); keep none unhandled.
     await Promise.allSettled(finishing);
     throw err;
+  } finally {
+    ctx.signal.removeEventListener('abort', onAbort);
   }
 }
 

@@ -2,7 +2,7 @@ import type { RequestContext } from '../lib/context.js';
 import { MalformedRequestError } from '../lib/errors.js';
 import { dispositionFilename, lastPathSegment, parseContentDisposition } from '../multipart/content-disposition.js';
 import { saveStream } from '../storage/save-stream.js';
-import { fileLimit, uploadBody } from './upload-limits.js';
+import { fileLimit, requestBodyLimit } from './upload-limits.js';
 import { parseContentDigest } from './content-digest.js';
 import type { UploadResult } from './upload.js';
 
@@ -19,10 +19,11 @@ export async function receiveRaw(ctx: RequestContext, filename?: string | null):
   const expected = [parseContentDigest(req.headers['content-digest']), parseContentDigest(req.headers['repr-digest'])].filter((d) => d !== null);
   const record = await saveStream(
     store,
-    uploadBody(ctx),
+    ctx.req,
     { field: null, filename: filename === undefined ? rawFilename(url, req.headers['content-disposition']) : filename, contentType: req.headers['content-type'] ?? 'application/octet-stream' },
     {
       maxBytes: fileLimit(ctx),
+      bodyLimit: requestBodyLimit(ctx.config),
       signal: ctx.signal,
       verify: ({ sha256 }) => {
         if (expected.some((d) => d !== sha256)) {

@@ -106,9 +106,11 @@ async function continueJob(job: FetchJob, origin: JobOrigin, offset: number, dep
 async function append(job: FetchJob, origin: JobOrigin, offset: number, body: Readable, deps: JobRunDeps, signal: AbortSignal): Promise<FileRecord> {
   job.bytes = offset;
   try {
-    const result = await deps.store.appendUpload(job.id, counted(body, job), {
+    const result = await deps.store.appendUpload(job.id, body, {
       offset,
       signal,
+      // The job's progress, as the store takes the bytes.
+      onChunk: (bytes) => (job.bytes += bytes),
       maxBytes: deps.config.maxFileBytes,
       // An unknown length ends with the body; a known one is reached by it (and an append of
       // nothing at the length, after a restart there, completes it).
@@ -121,13 +123,5 @@ async function append(job: FetchJob, origin: JobOrigin, offset: number, body: Re
   } finally {
     // The store only reads the body; ending it early is ours to do.
     body.destroy();
-  }
-}
-
-/** The body, counting into the job's progress as the store takes it. */
-async function* counted(body: Readable, job: FetchJob): AsyncGenerator<Buffer> {
-  for await (const chunk of body) {
-    job.bytes += (chunk as Buffer).length;
-    yield chunk as Buffer;
   }
 }

@@ -9,7 +9,6 @@ import {
   UploadLengthMismatchError,
   UploadNotPartialError,
 } from '../lib/errors.js';
-import { requestBody } from '../lib/request-body.js';
 import { resumableFileLimit, resumableLimitName } from '../handlers/upload-limits.js';
 import type { FileRecord } from '../storage/store.js';
 import type { AppendResult, NewUpload, UploadState, UploadStore } from '../storage/uploads.js';
@@ -169,10 +168,11 @@ async function appendBody(
   op: Pick<AppendOperation, 'offset' | 'length' | 'last' | 'body' | 'checksum'>,
 ): Promise<AppendResult> {
   const { metrics } = ctx;
-  const body = op.body ? countedBody(ctx) : emptyBody();
+  const body = op.body ? ctx.req : emptyBody();
   const result = await uploads.appendUpload(id, body, {
     offset: op.offset,
     signal: ctx.signal,
+    onChunk: (bytes) => metrics.resumableBytes(bytes),
     last: op.last,
     ...(op.length === null ? {} : { length: op.length }),
     ...(op.checksum === null ? {} : { checksum: op.checksum }),
@@ -186,14 +186,6 @@ function countCompletion(ctx: Pick<RequestContext, 'metrics'>, result: AppendRes
   if (!result.upload.complete) return;
   ctx.metrics.resumableUploads('completed');
   if (result.file !== null) ctx.metrics.filesStored(1);
-}
-
-/** The request body, every chunk counted as received (the bytes-received metric). */
-async function* countedBody(ctx: RequestContext): AsyncGenerator<Buffer> {
-  for await (const chunk of requestBody(ctx.req) as AsyncIterable<Buffer>) {
-    ctx.metrics.resumableBytes(chunk.length);
-    yield chunk;
-  }
 }
 
 // eslint-disable-next-line require-yield

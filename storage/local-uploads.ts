@@ -239,7 +239,7 @@ export class LocalUploads implements UploadStore {
       () => null,
       (err: unknown) => err ?? new Error('file writer failed'),
     );
-    const { end: why } = await pumpBody(body, writer, { limit: (length ?? maxBytes) - start, signals: [options.signal], takeover: { signal: turn.signal, ...TAKEOVER_DRAIN }, digest });
+    const { end: why } = await pumpBody(body, writer, { limit: (length ?? maxBytes) - start, signals: [options.signal], takeover: { signal: turn.signal, ...TAKEOVER_DRAIN }, digest, onChunk: options.onChunk });
     if (why.kind !== 'writer') writer.end();
     const writeError = await writerDone;
     const durable = await this.settledOffset(entry);

@@ -87,6 +87,8 @@ export interface AppendOptions {
    * and the append rejects with that error.
    */
   readonly verify?: (whole: { readonly size: number; readonly sha256: string }) => void | Promise<void>;
+  /** Told the length of every chunk of the body as the store takes it (the bytes-received metric). */
+  readonly onChunk?: (bytes: number) => void;
 }
 
 export interface AppendResult {
@@ -142,8 +144,8 @@ export interface UploadStore {
    * When `body` fails or the signal aborts, the bytes already taken are made durable and counted
    * before it rejects with that error: the client re-sends only what was still in flight. An
    * append ended by a newer request rejects with `UPLOAD_INTERRUPTED` (409), its bytes counted
-   * the same way. `body` is only read, never destroyed: when the append stops early the rest of
-   * it is the caller's (pass `req.iterator({ destroyOnReturn: false })` to keep the socket).
+   * the same way. A Readable `body` (the request itself) is only read, never destroyed: when the
+   * append stops early it is left paused and the rest of it is the caller's.
    * Errors: `OFFSET_MISMATCH` 409, `UPLOAD_COMPLETE` 400, `UPLOAD_LENGTH_MISMATCH` 400,
    * `UPLOAD_LENGTH_EXCEEDED` 413, `FILE_TOO_LARGE` 413, `CHECKSUM_MISMATCH` 460, NotFound 404.
    */

@@ -208,7 +208,7 @@ export class S3Uploads implements UploadStore {
       () => null,
       (err: unknown) => err ?? new Error('upload writer failed'),
     );
-    const { end: why } = await pumpBody(body, writer, { limit: (length ?? maxBytes) - start, signals: [options.signal], takeover: { signal: turn.signal, ...TAKEOVER_DRAIN }, digest });
+    const { end: why } = await pumpBody(body, writer, { limit: (length ?? maxBytes) - start, signals: [options.signal], takeover: { signal: turn.signal, ...TAKEOVER_DRAIN }, digest, onChunk: options.onChunk });
     if (why.kind !== 'writer') writer.end();
     const writeError = await writerDone;
     try {
