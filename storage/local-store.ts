@@ -6,7 +6,16 @@ import { AlignedMemoryPool, DIRECT_IO_ALIGNMENT } from './aligned-memory.js';
 import { DirectorySync } from './directory-sync.js';
 import { isFileId, newFileId } from './file-id.js';
 import { LocalDocuments } from './local-documents.js';
-import { LocalFileWriter, O_DIRECT_CREATE, WRITE_BATCH_BYTES, type AppendTarget, type BackgroundSyncSlot, type WriterIo } from './local-file-writer.js';
+import {
+  LARGE_WRITE_BATCHES_AT_ONCE,
+  LARGE_WRITE_BATCH_BYTES,
+  LocalFileWriter,
+  O_DIRECT_CREATE,
+  WRITE_BATCH_BYTES,
+  type AppendTarget,
+  type BackgroundSyncSlot,
+  type WriterIo,
+} from './local-file-writer.js';
 import { PARTIAL_SUFFIX, partialPath, unlinkIfPresent } from './local-names.js';
 import { LocalUploads } from './local-uploads.js';
 import { parseRecord } from './record.js';
@@ -121,7 +130,9 @@ export class LocalStore implements Store {
       if (leftover) await unlink(join(this.dir, name)).catch(() => {});
     }
     if (this.directIoWanted) {
-      const pool = new AlignedMemoryPool(2 * WRITE_BATCH_BYTES, IDLE_DIRECT_BUFFERS);
+      // Two batches per writer: one written while the next is gathered.
+      const sizes = { bytes: 2 * WRITE_BATCH_BYTES, largeBytes: 2 * LARGE_WRITE_BATCH_BYTES, largeAtOnce: LARGE_WRITE_BATCHES_AT_ONCE };
+      const pool = new AlignedMemoryPool(sizes, IDLE_DIRECT_BUFFERS);
       if (await takesDirectWrites(this.dir, pool)) {
         this.directBuffers = pool;
         this.writeTurns = new Turns(DIRECT_WRITES_AT_ONCE);
