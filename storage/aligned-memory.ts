@@ -43,6 +43,7 @@ export class AlignedMemoryPool {
   readonly #idle: Buffer[] = [];
   readonly #idleLarge: Buffer[] = [];
   #largeOut = 0;
+  #out = 0;
 
   constructor(sizes: AlignedSizes, maxIdle: number) {
     for (const bytes of [sizes.bytes, sizes.largeBytes]) {
@@ -52,7 +53,18 @@ export class AlignedMemoryPool {
     this.#maxIdle = maxIdle;
   }
 
+  /** Buffers taken and not yet released: the writers at work. */
+  get outstanding(): number {
+    return this.#out;
+  }
+
+  /** The regular size, what a taker should use of a large buffer while others are at work too. */
+  get regularBytes(): number {
+    return this.#sizes.bytes;
+  }
+
   take(): Buffer {
+    this.#out += 1;
     if (this.#largeOut < this.#sizes.largeAtOnce) {
       this.#largeOut += 1;
       return this.#idleLarge.pop() ?? allocate(this.#sizes.largeBytes);
@@ -63,6 +75,7 @@ export class AlignedMemoryPool {
   /** Only once no I/O uses `buffer` any more. */
   release(buffer: Buffer): void {
     const large = buffer.length === this.#sizes.largeBytes && buffer.length !== this.#sizes.bytes;
+    this.#out -= 1;
     if (large) this.#largeOut -= 1;
     const idle = large ? this.#idleLarge : this.#idle;
     if (idle.length < this.#maxIdle) idle.push(buffer);

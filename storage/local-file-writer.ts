@@ -29,15 +29,16 @@ const SYNC_EVERY_BYTES = 32 * 1024 * 1024;
  */
 export const WRITE_BATCH_BYTES = 512 * 1024;
 /**
- * Bytes of one direct write for a writer with the store to itself (see AlignedMemoryPool): a
+ * Bytes of one direct write while a writer has the store to itself (see AlignedBatches): a
  * direct write's kernel CPU grows with the number of calls, not only with the bytes. bench:ab,
- * 1 GiB, 3 rounds, 2 MiB against 512 KiB: upload-raw 1.15x the MB/s and 0.21 CPU-s/GiB less,
- * a one-PATCH resumable upload 1.18x and 0.19 less, peak RSS 1.3 to 4 MiB more. Given to every
- * writer, 32 concurrent uploads peaked at 289 MiB; to two at once they ran at 0.79x to 0.90x
- * (the large writes hold the store's write turns longer); to one, at 0.94x, within the noise.
+ * 1 GiB, 3 rounds, against 512 KiB writes: upload-raw 1.16x the MB/s (paired by round) and 1.77
+ * -> 1.58 CPU-s/GiB, a one-PATCH resumable upload 1.11x and 1.89 -> 1.67, peak RSS 1.8 to 3.6
+ * MiB more. Large writes for every writer made 32 concurrent uploads peak at 289 MiB; for one
+ * writer all along (others at work too) they ran at 0.83x to 0.94x, as the large writes held
+ * the store's write turns longer; batches sized as each starts, 0.97x (noise), 190 MiB.
  */
 export const LARGE_WRITE_BATCH_BYTES = 2 * 1024 * 1024;
-/** Writers with large batches at once, store-wide; the others write WRITE_BATCH_BYTES at a time. */
+/** Writers holding a buffer for large batches at once, store-wide (the others' buffers are for WRITE_BATCH_BYTES). */
 export const LARGE_WRITE_BATCHES_AT_ONCE = 1;
 /**
  * Bytes a writer takes before write() says wait. Above a socket read (64 KiB), so that a small
