@@ -50,7 +50,7 @@ test('bench smoke run: 16 MiB raw upload prints the table and writes the JSON an
   // The Markdown table: header, rule, and a row for the scenario and each of its baselines.
   assert.match(run.stdout, /^\| scenario +\| +size \| +MB\/s \| peak RSS MiB \|/m);
   assert.match(run.stdout, /^\|-+\|-+:\|/m);
-  for (const row of ['\\*\\*upload-raw\\*\\*', 'raw-sink \\(baseline\\)', 'hash-sink \\(baseline\\)', 'raw-file \\(baseline\\)']) {
+  for (const row of ['\\*\\*upload-raw\\*\\*', 'raw-sink \\(baseline\\)', 'hash-sink \\(baseline\\)', 'raw-file \\(baseline\\)', 'synced-file \\(baseline\\)']) {
     assert.match(run.stdout, new RegExp(`^\\| ${row} +\\| +16 MiB \\| +[\\d,]+ \\|`, 'm'));
   }
 
@@ -58,7 +58,7 @@ test('bench smoke run: 16 MiB raw upload prints the table and writes the JSON an
     rows: { name: string; mbps: number; peakRssMiB: number; cpuSecondsPerGiB: number }[];
     results: { name: string; samples: [number, number][] }[];
   };
-  assert.deepEqual(json.rows.map((r) => r.name).sort(), ['hash-sink', 'raw-file', 'raw-sink', 'upload-raw']);
+  assert.deepEqual(json.rows.map((r) => r.name).sort(), ['hash-sink', 'raw-file', 'raw-sink', 'synced-file', 'upload-raw']);
   for (const r of json.rows) {
     assert.ok(r.mbps > 0 && Number.isFinite(r.mbps), `${r.name}: MB/s ${r.mbps}`);
     assert.ok(r.peakRssMiB > 10 && r.peakRssMiB < 1024, `${r.name}: peak RSS ${r.peakRssMiB} MiB`);
@@ -66,7 +66,7 @@ test('bench smoke run: 16 MiB raw upload prints the table and writes the JSON an
   for (const r of json.results) assert.ok(r.samples.length >= 2, `${r.name}: RSS was sampled`);
 
   const svgs = (await readdir(join(charts, '16MiB'))).filter((f) => f.endsWith('.svg')).sort();
-  assert.deepEqual(svgs, ['hash-sink.svg', 'overview-upload-raw.svg', 'raw-file.svg', 'raw-sink.svg', 'upload-raw.svg']);
+  assert.deepEqual(svgs, ['hash-sink.svg', 'overview-upload-raw.svg', 'raw-file.svg', 'raw-sink.svg', 'synced-file.svg', 'upload-raw.svg']);
   const svg = await readFile(join(charts, '16MiB', 'upload-raw.svg'), 'utf8');
   assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
   assert.match(svg, /<path d="M[\d.]+,[\d.]+L/);

@@ -7,8 +7,8 @@ import type { BodySpec } from '../lib/multipart-body.js';
 import type { RowPlan } from '../lib/types.js';
 import { bodyLength, expectDelivered, expectDownloaded, expectStored, uploadTo } from './common.js';
 
-/** raw-sink, hash-sink and raw-file store (or count) the whole body as one file. */
-function rawBaseline(name: 'raw-sink' | 'hash-sink' | 'raw-file', spec: BodySpec, description: string): RowPlan {
+/** raw-sink, hash-sink, raw-file and synced-file store (or count) the whole body as one file. */
+function rawBaseline(name: 'raw-sink' | 'hash-sink' | 'raw-file' | 'synced-file', spec: BodySpec, description: string): RowPlan {
   const bytes = bodyLength(spec);
   return {
     name,
@@ -34,6 +34,11 @@ export function hashSink(spec: BodySpec): RowPlan {
 
 export function rawFile(spec: BodySpec): RowPlan {
   return rawBaseline('raw-file', spec, 'node:http server piping the raw body to a file (disk ceiling)');
+}
+
+/** The body written to a file and fdatasync'ed before the 201: the disk's ceiling for a durable answer. */
+export function syncedFile(spec: BodySpec): RowPlan {
+  return rawBaseline('synced-file', spec, 'node:http server piping the raw body to a file, fdatasync before the 201 (durable disk ceiling)');
 }
 
 export function busboyUpload(name: string, spec: BodySpec, description: string): RowPlan {

@@ -5,7 +5,7 @@
  */
 import type { RowPlan } from '../lib/types.js';
 import { browserFetchUpload, browserPage } from './browser.js';
-import { busboyProxy, busboyUpload, hashSink, originDirect, rawFile, rawRelay, rawSink } from './baselines.js';
+import { busboyProxy, busboyUpload, hashSink, originDirect, rawFile, rawRelay, rawSink, syncedFile } from './baselines.js';
 import { GiB, manyFilesSpec, MiB, oneFileSpec } from './common.js';
 import { concurrent } from './concurrent.js';
 import { fetchRow } from './fetch.js';
@@ -37,8 +37,9 @@ function allRows(size: number): { plan: RowPlan; needs: readonly string[] }[] {
     { plan: rawSink(oneFileSpec(size)), needs: [] },
     { plan: hashSink(oneFileSpec(size)), needs: ['raw-sink'] },
     { plan: rawFile(oneFileSpec(size)), needs: ['raw-sink'] },
+    { plan: syncedFile(oneFileSpec(size)), needs: ['raw-sink'] },
     { plan: busboyUpload('busboy-upload', oneFileSpec(size), 'busboy server writing each file to disk'), needs: ['raw-file'] },
-    { plan: uploadMultipart('upload-multipart', oneFileSpec(size)), needs: ['raw-sink', 'hash-sink', 'raw-file', 'busboy-upload'] },
+    { plan: uploadMultipart('upload-multipart', oneFileSpec(size)), needs: ['raw-sink', 'hash-sink', 'raw-file', 'synced-file', 'busboy-upload'] },
     { plan: uploadMultipart('upload-multipart-nofsync', oneFileSpec(size), { FSYNC: 'false' }), needs: ['raw-sink', 'raw-file', 'busboy-upload'] },
     { plan: uploadMultipart('upload-multipart-pagecache', oneFileSpec(size), { DIRECT_IO: 'false' }), needs: ['raw-sink', 'raw-file', 'busboy-upload'] },
     { plan: untuned(uploadMultipart('upload-multipart', oneFileSpec(size))), needs: ['upload-multipart'] },
@@ -46,7 +47,7 @@ function allRows(size: number): { plan: RowPlan; needs: readonly string[] }[] {
   ];
   if (withRef) rows.push({ plan: uploadMultipart(refName('upload-multipart'), oneFileSpec(REFERENCE_SIZE)), needs: [] });
   rows.push(
-    { plan: uploadRaw(size), needs: ['raw-sink', 'hash-sink', 'raw-file'] },
+    { plan: uploadRaw(size), needs: ['raw-sink', 'hash-sink', 'raw-file', 'synced-file'] },
     {
       plan: busboyUpload('busboy-upload-many', manyFilesSpec(MANY_FILES, MANY_FILE_BYTES), `busboy server, ${MANY_FILES} files in one request`),
       needs: [],

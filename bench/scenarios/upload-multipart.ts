@@ -17,7 +17,7 @@ export function uploadMultipart(name: string, spec: BodySpec, settings: Readonly
     group: 'sluice',
     description: `POST /upload, multipart: one large file plus three fields${note}`,
     bytes: bodyLength(spec),
-    ratioTo: ['hash-sink', 'raw-file', 'busboy-upload'],
+    ratioTo: ['hash-sink', 'synced-file', 'raw-file', 'busboy-upload'],
     helpers: [],
     server: { kind: 'sluice', env: (): Record<string, string> => ({ ...settings }) },
     transfer: uploadTo('/upload', spec),

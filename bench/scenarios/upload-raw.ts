@@ -9,7 +9,7 @@ export function uploadRaw(bytes: number): RowPlan {
     group: 'sluice',
     description: 'POST /upload, raw application/octet-stream body',
     bytes,
-    ratioTo: ['hash-sink', 'raw-file'],
+    ratioTo: ['hash-sink', 'synced-file', 'raw-file'],
     helpers: [],
     server: { kind: 'sluice', env: () => ({}) },
     transfer: uploadTo('/upload', spec),
