@@ -81,16 +81,11 @@ export function pumpBody(source: Readable | AsyncIterable<Buffer>, writer: Writa
     const stop = (end: PumpEnd): void => {
       if (settled) return;
       settled = true;
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('error', onBodyError);
-      body.off('close', onBodyClose);
-      writer.off('drain', onDrain);
-      writer.off('error', onWriterError);
-      writer.off('close', onWriterClose);
+      for (const [event, listener] of bodyListeners) body.off(event, listener);
+      for (const [event, listener] of writerListeners) writer.off(event, listener);
       for (const s of signals) s.removeEventListener('abort', onAbort);
       takeover?.signal.removeEventListener('abort', onTakeover);
-      if (idleTimer !== null) clearTimeout(idleTimer);
+      disarmIdle();
       if (maxTimer !== null) clearTimeout(maxTimer);
       if (end.kind !== 'ended') {
         body.pause();
@@ -99,8 +94,12 @@ export function pumpBody(source: Readable | AsyncIterable<Buffer>, writer: Writa
       resolve({ end, bytes });
     };
     const cutByTakeover = (): void => stop({ kind: 'cut', error: (takeover as TakeoverDrain).signal.reason });
-    const armIdle = (): void => {
+    const disarmIdle = (): void => {
       if (idleTimer !== null) clearTimeout(idleTimer);
+      idleTimer = null;
+    };
+    const armIdle = (): void => {
+      disarmIdle();
       idleTimer = setTimeout(cutByTakeover, (takeover as TakeoverDrain).idleMs);
     };
 
@@ -118,8 +117,7 @@ export function pumpBody(source: Readable | AsyncIterable<Buffer>, writer: Writa
         waitingForWriter = true;
         body.pause();
         // Waiting for our own writer is not the body going quiet.
-        if (idleTimer !== null) clearTimeout(idleTimer);
-        idleTimer = null;
+        disarmIdle();
       } else if (takenOverAt !== null) {
         armIdle();
       }
@@ -159,6 +157,19 @@ export function pumpBody(source: Readable | AsyncIterable<Buffer>, writer: Writa
       if (!waitingForWriter) armIdle();
     }
 
+    // What the pump listens to on either side, added and removed together.
+    const bodyListeners: ReadonlyArray<readonly [string, Listener]> = [
+      ['end', onEnd],
+      ['error', onBodyError],
+      ['close', onBodyClose],
+      ['data', onData],
+    ];
+    const writerListeners: ReadonlyArray<readonly [string, Listener]> = [
+      ['drain', onDrain],
+      ['error', onWriterError],
+      ['close', onWriterClose],
+    ];
+
     // Whatever has already happened decides before any event can.
     if (writer.errored !== null && writer.errored !== undefined) return stop({ kind: 'writer', error: writer.errored });
     if (writer.destroyed) return stop({ kind: 'writer', error: new Error('file writer closed') });
@@ -168,20 +179,27 @@ export function pumpBody(source: Readable | AsyncIterable<Buffer>, writer: Writa
     if (body.destroyed) return stop({ kind: 'cut', error: body.errored ?? prematureClose() });
 
     for (const s of signals) s.addEventListener('abort', onAbort, { once: true });
-    writer.on('error', onWriterError);
-    writer.on('close', onWriterClose);
-    writer.on('drain', onDrain);
-    body.on('end', onEnd);
-    body.on('error', onBodyError);
-    body.on('close', onBodyClose);
     if (takeover !== undefined) {
       if (takeover.signal.aborted) onTakeover();
       else takeover.signal.addEventListener('abort', onTakeover, { once: true });
     }
-    body.on('data', onData);
+    for (const [event, listener] of writerListeners) writer.on(event, listener);
+    for (const [event, listener] of bodyListeners) body.on(event, listener);
     // A body paused before (by an earlier reader) stays paused by `on('data')`.
     body.resume();
   });
+}
+
+/** An event listener of the body or the writer (each takes at most one argument). */
+type Listener = (arg: unknown) => void;
+
+/**
+ * For a caller that takes only a whole body: nothing when it ended, else what to throw (the
+ * body's or the writer's error, a signal's reason, or `overError()` past the limit).
+ */
+export function throwUnlessEnded(end: PumpEnd, overError: () => Error): void {
+  if (end.kind === 'ended') return;
+  throw end.kind === 'over' ? overError() : end.error;
 }
 
 function prematureClose(): Error {
