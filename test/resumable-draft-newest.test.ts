@@ -8,10 +8,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { curl, type CurlResult } from './helpers/curl.js';
+import { curl, scratchFile, jsonBody as json, type CurlResult } from './helpers/curl.js';
 import { appendRest, createThenCut, offsetAfterCut } from './helpers/draft-resume.js';
 import { rawRequest, seededBytes, sha256 } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';
@@ -31,15 +31,7 @@ after(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
-async function file(name: string, bytes: Buffer): Promise<string> {
-  const path = join(scratch, name);
-  await writeFile(path, bytes);
-  return path;
-}
-
-function json(res: CurlResult): Record<string, unknown> {
-  return JSON.parse(res.body.toString('utf8')) as Record<string, unknown>;
-}
+const file = (name: string, bytes: Buffer): Promise<string> => scratchFile(scratch, name, bytes);
 
 function idOf(location: string): string {
   return location.slice(location.lastIndexOf('/') + 1);

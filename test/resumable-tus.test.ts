@@ -9,10 +9,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { curl, type CurlResult } from './helpers/curl.js';
+import { curl, scratchFile, type CurlResult } from './helpers/curl.js';
 import { poll, rawRequest, seededBytes, sha256 } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
@@ -27,12 +27,7 @@ before(async () => {
 });
 after(() => rm(scratch, { recursive: true, force: true }));
 
-/** Writes `bytes` to a scratch file for `curl --data-binary @file`. */
-async function file(name: string, bytes: Buffer): Promise<string> {
-  const path = join(scratch, name);
-  await writeFile(path, bytes);
-  return path;
-}
+const file = (name: string, bytes: Buffer): Promise<string> => scratchFile(scratch, name, bytes);
 
 function errorCodeOf(res: CurlResult): string {
   return (JSON.parse(res.body.toString('utf8')) as { error: { code: string } }).error.code;

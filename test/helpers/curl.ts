@@ -3,7 +3,9 @@
  * them), parsed into status, headers and the final body.
  */
 import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
+import { join } from 'node:path';
 
 export interface CurlResponse {
   readonly status: number;
@@ -56,4 +58,16 @@ function parse(out: Buffer): Omit<CurlResult, 'stderr' | 'exitCode'> {
   }
   const final = blocks[blocks.length - 1] as CurlResponse;
   return { status: final.status, headers: final.headers, interim: blocks.slice(0, -1), body: out.subarray(at) };
+}
+
+/** Writes `bytes` to `dir/name` for `curl --data-binary @file`; returns the path. */
+export async function scratchFile(dir: string, name: string, bytes: Buffer): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, bytes);
+  return path;
+}
+
+/** The final body, parsed as a JSON object. */
+export function jsonBody(res: CurlResult): Record<string, unknown> {
+  return JSON.parse(res.body.toString('utf8')) as Record<string, unknown>;
 }
