@@ -4,7 +4,7 @@ import { LimitExceededError } from '../lib/errors.js';
 import type { MultipartEvent, PartInfo } from '../multipart/events.js';
 import { charsetDecoder, parseParameterized } from '../multipart/header-params.js';
 import { MultipartParser } from '../multipart/parser.js';
-import { pumpBody, throwUnlessEnded } from '../storage/body-pump.js';
+import { pumpBody } from '../storage/body-pump.js';
 import type { FileRecord, FileWriter } from '../storage/store.js';
 import { parserOptions } from './multipart-options.js';
 import { fileLimit, requestBodyLimit } from './upload-limits.js';
@@ -108,17 +108,17 @@ export async function receiveMultipart(ctx: RequestContext, boundary: string): P
   }
 
   const parser = new MultipartParser(parserOptions(config, boundary, maxFileBytes));
-  // Whatever fails the request destroys the parser with its error: that stops the body pump (the
-  // parser is its writer) and `consume` (the parser is its source) alike, at any point.
-  const fail = (err: unknown): void => void parser.destroy(err as Error);
-  const onAbort = (): void => fail(ctx.signal.reason);
+  // The request aborted: the parts stop too (consume may be waiting for the parser's next batch).
+  const onAbort = (): void => void parser.destroy(ctx.signal.reason as Error);
   ctx.signal.addEventListener('abort', onAbort, { once: true });
-  const bodyLimit = requestBodyLimit(config);
   try {
+    // The parts are taken as the parser gives them; a failure there (a limit) stops the body.
+    const consumeFailed = new AbortController();
     consuming = consume(parser);
-    consuming.catch(fail);
-    const { end } = await pumpBody(ctx.req, parser, { limit: bodyLimit.bytes, signals: [ctx.signal], digest: null });
-    throwUnlessEnded(end, bodyLimit.error);
+    consuming.catch((err: unknown) => consumeFailed.abort(err));
+    const { end } = await pumpBody(ctx.req, parser, { limit: config.maxRequestBytes, signals: [ctx.signal, consumeFailed.signal], digest: null });
+    if (end.kind === 'over') throw requestBodyLimit(config).error();
+    if (end.kind !== 'ended') throw end.error;
     parser.end();
     await consuming;
     await Promise.all(finishing);

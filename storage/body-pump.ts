@@ -81,11 +81,16 @@ export function pumpBody(source: Readable | AsyncIterable<Buffer>, writer: Writa
     const stop = (end: PumpEnd): void => {
       if (settled) return;
       settled = true;
-      for (const [event, listener] of bodyListeners) body.off(event, listener);
-      for (const [event, listener] of writerListeners) writer.off(event, listener);
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onBodyError);
+      body.off('close', onBodyClose);
+      writer.off('drain', onDrain);
+      writer.off('error', onWriterError);
+      writer.off('close', onWriterClose);
       for (const s of signals) s.removeEventListener('abort', onAbort);
       takeover?.signal.removeEventListener('abort', onTakeover);
-      disarmIdle();
+      if (idleTimer !== null) clearTimeout(idleTimer);
       if (maxTimer !== null) clearTimeout(maxTimer);
       if (end.kind !== 'ended') {
         body.pause();
@@ -94,12 +99,8 @@ export function pumpBody(source: Readable | AsyncIterable<Buffer>, writer: Writa
       resolve({ end, bytes });
     };
     const cutByTakeover = (): void => stop({ kind: 'cut', error: (takeover as TakeoverDrain).signal.reason });
-    const disarmIdle = (): void => {
-      if (idleTimer !== null) clearTimeout(idleTimer);
-      idleTimer = null;
-    };
     const armIdle = (): void => {
-      disarmIdle();
+      if (idleTimer !== null) clearTimeout(idleTimer);
       idleTimer = setTimeout(cutByTakeover, (takeover as TakeoverDrain).idleMs);
     };
 
@@ -117,7 +118,8 @@ export function pumpBody(source: Readable | AsyncIterable<Buffer>, writer: Writa
         waitingForWriter = true;
         body.pause();
         // Waiting for our own writer is not the body going quiet.
-        disarmIdle();
+        if (idleTimer !== null) clearTimeout(idleTimer);
+        idleTimer = null;
       } else if (takenOverAt !== null) {
         armIdle();
       }
@@ -157,19 +159,6 @@ export function pumpBody(source: Readable | AsyncIterable<Buffer>, writer: Writa
       if (!waitingForWriter) armIdle();
     }
 
-    // What the pump listens to on either side, added and removed together.
-    const bodyListeners: ReadonlyArray<readonly [string, Listener]> = [
-      ['end', onEnd],
-      ['error', onBodyError],
-      ['close', onBodyClose],
-      ['data', onData],
-    ];
-    const writerListeners: ReadonlyArray<readonly [string, Listener]> = [
-      ['drain', onDrain],
-      ['error', onWriterError],
-      ['close', onWriterClose],
-    ];
-
     // Whatever has already happened decides before any event can.
     if (writer.errored !== null && writer.errored !== undefined) return stop({ kind: 'writer', error: writer.errored });
     if (writer.destroyed) return stop({ kind: 'writer', error: new Error('file writer closed') });
@@ -179,27 +168,20 @@ export function pumpBody(source: Readable | AsyncIterable<Buffer>, writer: Writa
     if (body.destroyed) return stop({ kind: 'cut', error: body.errored ?? prematureClose() });
 
     for (const s of signals) s.addEventListener('abort', onAbort, { once: true });
+    writer.on('error', onWriterError);
+    writer.on('close', onWriterClose);
+    writer.on('drain', onDrain);
+    body.on('end', onEnd);
+    body.on('error', onBodyError);
+    body.on('close', onBodyClose);
     if (takeover !== undefined) {
       if (takeover.signal.aborted) onTakeover();
       else takeover.signal.addEventListener('abort', onTakeover, { once: true });
     }
-    for (const [event, listener] of writerListeners) writer.on(event, listener);
-    for (const [event, listener] of bodyListeners) body.on(event, listener);
+    body.on('data', onData);
     // A body paused before (by an earlier reader) stays paused by `on('data')`.
     body.resume();
   });
-}
-
-/** An event listener of the body or the writer (each takes at most one argument). */
-type Listener = (arg: unknown) => void;
-
-/**
- * For a caller that takes only a whole body: nothing when it ended, else what to throw (the
- * body's or the writer's error, a signal's reason, or `overError()` past the limit).
- */
-export function throwUnlessEnded(end: PumpEnd, overError: () => Error): void {
-  if (end.kind === 'ended') return;
-  throw end.kind === 'over' ? overError() : end.error;
 }
 
 function prematureClose(): Error {

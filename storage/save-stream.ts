@@ -1,6 +1,6 @@
 import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { pumpBody, throwUnlessEnded } from './body-pump.js';
+import { pumpBody } from './body-pump.js';
 import type { FileRecord, NewFileMeta, Store } from './store.js';
 
 export interface SaveOptions {
@@ -22,10 +22,9 @@ export interface SaveOptions {
 export async function saveStream(store: Store, source: Readable | AsyncIterable<Buffer>, meta: NewFileMeta, options: SaveOptions = {}): Promise<FileRecord> {
   const writer = store.createWriter(meta, { maxBytes: options.maxBytes });
   try {
-    const { bodyLimit } = options;
-    const { end } = await pumpBody(source, writer, { limit: bodyLimit?.bytes ?? Infinity, signals: [options.signal], digest: null });
-    // 'over' comes only with a bodyLimit.
-    throwUnlessEnded(end, () => (bodyLimit as NonNullable<typeof bodyLimit>).error());
+    const { end } = await pumpBody(source, writer, { limit: options.bodyLimit?.bytes ?? Infinity, signals: [options.signal], digest: null });
+    if (end.kind === 'over') throw (options.bodyLimit as NonNullable<SaveOptions['bodyLimit']>).error();
+    if (end.kind !== 'ended') throw end.error;
     writer.end();
     // The final sync may take a while: a client gone meanwhile still fails the save.
     const signal = options.signal;
